@@ -35,9 +35,9 @@ type File struct {
 	SHA256 string
 }
 
-// gzipSlack bounds what a gzip stream still holds back beyond the input
-// since its last output (its window), plus the trailer.
-const gzipSlack = 256<<10 + 4<<10
+// gzipTail bounds the bytes a gzip stream adds after a flush: the final
+// block and the trailer.
+const gzipTail = 64
 
 // Writer writes records to a sequence of CSV files, each with a header.
 type Writer struct {
@@ -45,14 +45,14 @@ type Writer struct {
 	header []byte
 	files  []File
 
-	f     *os.File
-	tmp   string
-	count countingHash
-	bw    *bufio.Writer
-	gz    *gzip.Writer
-	rows  int64
-	in    int64 // bytes into the gzip stream (or file)
-	inOut int64 // in at the time of the last write reaching the file
+	f       *os.File
+	tmp     string
+	count   countingHash
+	bw      *bufio.Writer
+	gz      *gzip.Writer
+	rows    int64
+	in      int64 // bytes into the gzip stream (or file)
+	inFlush int64 // in at the last flush of the gzip stream
 }
 
 // NewWriter returns a writer for records of the given columns.
@@ -75,32 +75,56 @@ func (w *Writer) format() string {
 	return "csv"
 }
 
-// limitFor is the most a file can come to with n more bytes of input.
+// limitFor is the most a file can come to with n more bytes of input:
+// deflate never grows its input by more than a few bytes per block, so what
+// went into the gzip stream since its last flush bounds what it still holds.
 func (w *Writer) limitFor(n int64) int64 {
 	if !w.opts.Gzip {
 		return w.count.n + n
 	}
-	return w.count.n + (w.in + n - w.inOut) + gzipSlack
+	return w.count.n + (w.in + n - w.inFlush) + gzipTail
+}
+
+// fits reports whether n more bytes fit under MaxFileBytes, flushing the
+// gzip stream to learn its true size when the bound says no.
+func (w *Writer) fits(n int64) (bool, error) {
+	if w.opts.MaxFileBytes <= 0 || w.limitFor(n) <= w.opts.MaxFileBytes {
+		return true, nil
+	}
+	if w.gz == nil || w.in == w.inFlush {
+		return false, nil
+	}
+	if err := w.gz.Flush(); err != nil {
+		return false, err
+	}
+	w.inFlush = w.in
+	return w.limitFor(n) <= w.opts.MaxFileBytes, nil
 }
 
 // WriteRecord writes one record, given as its CSV bytes with line end.
 func (w *Writer) WriteRecord(rec []byte) error {
-	if w.f != nil {
-		full := w.opts.MaxRowsPerFile > 0 && w.rows >= w.opts.MaxRowsPerFile
-		if !full && w.opts.MaxFileBytes > 0 && w.limitFor(int64(len(rec))) > w.opts.MaxFileBytes {
-			if w.rows == 0 {
-				return fmt.Errorf("a row of %d bytes does not fit in a file of --max-file-bytes %d", len(rec), w.opts.MaxFileBytes)
-			}
-			full = true
+	if w.f != nil && w.opts.MaxRowsPerFile > 0 && w.rows >= w.opts.MaxRowsPerFile {
+		if err := w.finish(); err != nil {
+			return err
 		}
-		if full {
-			if err := w.finish(); err != nil {
+	}
+	for {
+		if w.f == nil {
+			if err := w.start(); err != nil {
 				return err
 			}
 		}
-	}
-	if w.f == nil {
-		if err := w.start(); err != nil {
+		ok, err := w.fits(int64(len(rec)))
+		if err != nil {
+			return fmt.Errorf("write %s: %w", w.name(len(w.files)+1), err)
+		}
+		if ok {
+			break
+		}
+		if w.rows == 0 {
+			return fmt.Errorf("a row of %d bytes does not fit in a file of --max-file-bytes %d", len(rec), w.opts.MaxFileBytes)
+		}
+		if err := w.finish(); err != nil {
 			return err
 		}
 	}
@@ -132,8 +156,8 @@ func (w *Writer) start() error {
 	w.f = f
 	// [gzip ->] count and hash -> buffer -> file
 	w.bw = bufio.NewWriterSize(f, 256<<10)
-	w.count = countingHash{h: sha256.New(), w: w.bw, onWrite: func() { w.inOut = w.in }}
-	w.rows, w.in, w.inOut = 0, 0, 0
+	w.count = countingHash{h: sha256.New(), w: w.bw}
+	w.rows, w.in, w.inFlush = 0, 0, 0
 	if w.opts.Gzip {
 		// No name or time in the header: same data, same bytes.
 		w.gz, err = gzip.NewWriterLevel(&w.count, gzip.DefaultCompression)
@@ -201,19 +225,15 @@ func (w *Writer) Abort() {
 
 // countingHash counts and hashes what reaches the file.
 type countingHash struct {
-	h       hash.Hash
-	w       io.Writer
-	n       int64
-	onWrite func()
+	h hash.Hash
+	w io.Writer
+	n int64
 }
 
 func (c *countingHash) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.h.Write(p[:n])
 	c.n += int64(n)
-	if c.onWrite != nil {
-		c.onWrite()
-	}
 	if err == nil && n < len(p) {
 		err = io.ErrShortWrite
 	}
