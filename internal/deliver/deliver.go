@@ -13,3 +13,10 @@ type Destination interface {
 	// String names the destination for logs, without secrets.
 	String() string
 }
+
+// Remover is a destination that can delete a file it holds. The pipeline
+// uses it to take down an earlier manifest before replacing the files it
+// describes, and to take back files of a delivery that failed part way.
+type Remover interface {
+	Remove(ctx context.Context, name string) error
+}

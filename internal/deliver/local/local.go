@@ -89,3 +89,14 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+var _ deliver.Remover = (*Client)(nil)
+
+// Remove deletes name from Dir; a missing file is not an error.
+func (c *Client) Remove(ctx context.Context, name string) error {
+	err := os.Remove(filepath.Join(c.Dir, name))
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,413 @@
+// Package pipeline runs one export: it fetches chunks, writes every output
+// format from the spilled chunks while the fetch goes on, delivers the
+// finished files and writes the manifest last.
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/exporter-dev/exporter/internal/chunk"
+	"github.com/exporter-dev/exporter/internal/column"
+	"github.com/exporter-dev/exporter/internal/csvfile"
+	"github.com/exporter-dev/exporter/internal/deliver"
+	"github.com/exporter-dev/exporter/internal/manifest"
+	"github.com/exporter-dev/exporter/internal/spill"
+	"github.com/exporter-dev/exporter/internal/xlsx"
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+)
+
+// Formats an export can be written in.
+const (
+	FormatXLSX  = "xlsx"
+	FormatCSV   = "csv"
+	FormatCSVGz = "csv.gz"
+)
+
+// Config is one export.
+type Config struct {
+	Query           string
+	Key             []string
+	ChunkRows       int
+	Location        *time.Location
+	Formats         []string
+	Prefix          string
+	MaxRowsPerSheet int
+	MaxRowsPerFile  int64
+	MaxFileBytes    int64
+	// WorkDir is a private folder for spill and staged files; the caller
+	// creates and removes it.
+	WorkDir      string
+	Destinations []deliver.Destination
+	Logger       *slog.Logger
+}
+
+// Progress is read by a progress line while the export runs.
+type Progress struct {
+	Phase   atomic.Value // string
+	Fetched atomic.Int64
+	Written atomic.Int64 // rows written by the slowest format
+}
+
+func (p *Progress) setPhase(s string) {
+	if p != nil {
+		p.Phase.Store(s)
+	}
+}
+
+// Run runs the export on conn and returns its manifest, already delivered.
+// On error nothing has been delivered under a final name by this run and
+// no manifest was written.
+func Run(ctx context.Context, conn *pgx.Conn, cfg Config, prog *Progress) (*manifest.Manifest, error) {
+	if prog == nil {
+		prog = &Progress{}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &manifest.Manifest{
+		Version:     manifest.Version,
+		StartedAt:   time.Now().UTC(),
+		QuerySHA256: sha256Hex(cfg.Query),
+		Key:         cfg.Key,
+		TimeZone:    cfg.Location.String(),
+	}
+	spillDir := filepath.Join(cfg.WorkDir, "spill")
+	stageDir := filepath.Join(cfg.WorkDir, "stage")
+	for _, d := range []string{spillDir, stageDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, &OutputError{Err: fmt.Errorf("work folder: %w", err)}
+		}
+	}
+
+	prog.setPhase("prepare")
+	f, err := chunk.Open(ctx, conn, chunk.Config{
+		Query: cfg.Query, Key: cfg.Key, ChunkRows: cfg.ChunkRows, Location: cfg.Location, Dir: spillDir, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close(ctx)
+	cols := f.Columns()
+	for _, c := range cols {
+		m.Columns = append(m.Columns, manifest.Column{Name: c.Name, Type: c.Type})
+	}
+	mode, reason := f.Mode()
+	m.Fetch.Mode = string(mode)
+	if reason != "" {
+		m.Warnings = append(m.Warnings, "fetch: "+reason)
+	}
+
+	outs, err := newOutputs(cols, cfg, stageDir, log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			for _, o := range outs {
+				o.abort()
+			}
+		}
+	}()
+
+	chunks := newChunkLog(len(outs))
+	g, gctx := errgroup.WithContext(ctx)
+	prog.setPhase("fetch")
+	g.Go(func() error {
+		rows, err := f.Run(gctx, func(c chunk.Chunk) error {
+			prog.Fetched.Add(c.Rows)
+			m.Fetch.Chunks++
+			chunks.add(c)
+			return nil
+		})
+		chunks.close(err)
+		if err != nil {
+			return err
+		}
+		m.Rows = rows
+		prog.setPhase("write")
+		return nil
+	})
+	var written []atomic.Int64
+	written = make([]atomic.Int64, len(outs))
+	for i, o := range outs {
+		g.Go(func() error {
+			return chunks.each(gctx, i, func(c chunk.Chunk) error {
+				if err := o.writeChunk(c.Path); err != nil {
+					return err
+				}
+				n := written[i].Add(c.Rows)
+				minWritten := n
+				for j := range written {
+					minWritten = min(minWritten, written[j].Load())
+				}
+				prog.Written.Store(minWritten)
+				return nil
+			})
+		})
+	}
+	if err = g.Wait(); err != nil {
+		return nil, err
+	}
+	if err = f.Close(ctx); err != nil {
+		return nil, err
+	}
+
+	prog.setPhase("finish")
+	var staged []string
+	for _, o := range outs {
+		files, err2 := o.close()
+		if err2 != nil {
+			err = err2
+			return nil, err
+		}
+		for _, fl := range files {
+			m.Files = append(m.Files, fl)
+			staged = append(staged, fl.Name)
+		}
+		if n := o.truncated(); n > 0 {
+			m.TruncatedCells += n
+			m.Warnings = append(m.Warnings, fmt.Sprintf("xlsx: %d text cells were longer than Excel's 32,767 characters and were truncated; the CSV output has them whole", n))
+		}
+	}
+	m.FinishedAt = time.Now().UTC()
+	body, err := m.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	mpath := filepath.Join(stageDir, manifest.Name)
+	if err = os.WriteFile(mpath, body, 0o644); err != nil {
+		return nil, &OutputError{Err: fmt.Errorf("write manifest: %w", err)}
+	}
+
+	prog.setPhase("deliver")
+	for _, d := range cfg.Destinations {
+		if err = deliverAll(ctx, d, stageDir, staged); err != nil {
+			return nil, &OutputError{Err: err}
+		}
+		log.Info("delivered", "destination", d.String(), "files", len(staged)+1)
+	}
+	return m, nil
+}
+
+// deliverAll puts the staged files into d, then the manifest. An earlier
+// manifest is taken down first, so the destination never shows a manifest
+// beside files it does not describe; when a put fails, the files this run
+// put are taken back where d can remove them.
+func deliverAll(ctx context.Context, d deliver.Destination, stageDir string, names []string) error {
+	rm, canRemove := d.(deliver.Remover)
+	if canRemove {
+		if err := rm.Remove(ctx, manifest.Name); err != nil {
+			return fmt.Errorf("remove earlier %s from %s: %w", manifest.Name, d, err)
+		}
+	}
+	var put []string
+	for _, name := range append(slices.Clone(names), manifest.Name) {
+		if err := d.Put(ctx, name, filepath.Join(stageDir, name)); err != nil {
+			if canRemove {
+				for _, p := range put {
+					_ = rm.Remove(context.WithoutCancel(ctx), p)
+				}
+			}
+			return fmt.Errorf("deliver %s to %s: %w", name, d, err)
+		}
+		put = append(put, name)
+	}
+	return nil
+}
+
+// OutputError is a failure to write or deliver output files.
+type OutputError struct{ Err error }
+
+func (e *OutputError) Error() string { return e.Err.Error() }
+func (e *OutputError) Unwrap() error { return e.Err }
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// output is one format being written from the spilled chunks.
+type output struct {
+	writeChunk func(path string) error
+	close      func() ([]manifest.File, error)
+	abort      func()
+	truncated  func() int64
+}
+
+func newOutputs(cols []column.Column, cfg Config, dir string, log *slog.Logger) ([]*output, error) {
+	var outs []*output
+	seen := map[string]bool{}
+	for _, format := range cfg.Formats {
+		if seen[format] {
+			continue
+		}
+		seen[format] = true
+		switch format {
+		case FormatXLSX:
+			w, err := xlsx.NewWriter(cols, xlsx.Options{
+				Dir: dir, Prefix: cfg.Prefix, MaxRowsPerSheet: cfg.MaxRowsPerSheet,
+				MaxRowsPerFile: cfg.MaxRowsPerFile, MaxFileBytes: cfg.MaxFileBytes, TmpDir: dir, Logger: log,
+			})
+			if err != nil {
+				return nil, &OutputError{Err: err}
+			}
+			outs = append(outs, &output{
+				writeChunk: func(path string) error {
+					return eachRecord(path, func(fields [][]byte, _ []byte) error { return w.WriteRow(fields) })
+				},
+				close: func() ([]manifest.File, error) {
+					files, err := w.Close()
+					if err != nil {
+						return nil, &OutputError{Err: err}
+					}
+					var out []manifest.File
+					for _, f := range files {
+						mf := manifest.File{Name: f.Name, Format: FormatXLSX, Kind: "data", Rows: f.Rows, Bytes: f.Bytes, SHA256: f.SHA256}
+						for _, s := range f.Sheets {
+							mf.Sheets = append(mf.Sheets, manifest.Sheet{Name: s.Name, Rows: s.Rows})
+						}
+						out = append(out, mf)
+					}
+					return out, nil
+				},
+				abort:     w.Abort,
+				truncated: w.Truncated,
+			})
+		case FormatCSV, FormatCSVGz:
+			w, err := csvfile.NewWriter(cols, csvfile.Options{
+				Dir: dir, Prefix: cfg.Prefix, Gzip: format == FormatCSVGz,
+				MaxRowsPerFile: cfg.MaxRowsPerFile, MaxFileBytes: cfg.MaxFileBytes,
+			})
+			if err != nil {
+				return nil, &OutputError{Err: err}
+			}
+			outs = append(outs, &output{
+				writeChunk: func(path string) error {
+					return eachRecord(path, func(_ [][]byte, raw []byte) error { return w.WriteRecord(raw) })
+				},
+				close: func() ([]manifest.File, error) {
+					files, err := w.Close()
+					if err != nil {
+						return nil, &OutputError{Err: err}
+					}
+					var out []manifest.File
+					for _, f := range files {
+						out = append(out, manifest.File{Name: f.Name, Format: f.Format, Kind: "data", Rows: f.Rows, Bytes: f.Bytes, SHA256: f.SHA256})
+					}
+					return out, nil
+				},
+				abort:     w.Abort,
+				truncated: func() int64 { return 0 },
+			})
+		default:
+			return nil, fmt.Errorf("unknown format %q", format)
+		}
+	}
+	return outs, nil
+}
+
+// eachRecord calls fn with every record of a chunk file.
+func eachRecord(path string, fn func(fields [][]byte, raw []byte) error) error {
+	r, err := spill.Open(path)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for {
+		fields, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", filepath.Base(path), err)
+		}
+		if err := fn(fields, r.Raw()); err != nil {
+			return err
+		}
+	}
+}
+
+// chunkLog hands every fetched chunk, in order, to each of n consumers, and
+// removes a chunk's spill file once all of them are done with it.
+type chunkLog struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	chunks []chunk.Chunk
+	done   []int // consumers finished with chunks[i]
+	closed bool
+	err    error
+	n      int
+}
+
+func newChunkLog(consumers int) *chunkLog {
+	l := &chunkLog{n: consumers}
+	l.cond = sync.NewCond(&l.mu)
+	return l
+}
+
+func (l *chunkLog) add(c chunk.Chunk) {
+	l.mu.Lock()
+	l.chunks = append(l.chunks, c)
+	l.done = append(l.done, 0)
+	l.mu.Unlock()
+	l.cond.Broadcast()
+}
+
+func (l *chunkLog) close(err error) {
+	l.mu.Lock()
+	l.closed, l.err = true, err
+	l.mu.Unlock()
+	l.cond.Broadcast()
+}
+
+// each calls fn for every chunk until the log is closed. A cancelled ctx
+// stops it at the next chunk.
+func (l *chunkLog) each(ctx context.Context, _ int, fn func(chunk.Chunk) error) error {
+	stop := context.AfterFunc(ctx, func() {
+		l.mu.Lock()
+		l.mu.Unlock()
+		l.cond.Broadcast()
+	})
+	defer stop()
+	for i := 0; ; i++ {
+		l.mu.Lock()
+		for i >= len(l.chunks) && !l.closed && ctx.Err() == nil {
+			l.cond.Wait()
+		}
+		if err := ctx.Err(); err != nil {
+			l.mu.Unlock()
+			return err
+		}
+		if i >= len(l.chunks) {
+			err := l.err
+			l.mu.Unlock()
+			return err
+		}
+		c := l.chunks[i]
+		l.mu.Unlock()
+		if err := fn(c); err != nil {
+			return err
+		}
+		l.mu.Lock()
+		l.done[i]++
+		last := l.done[i] == l.n
+		l.mu.Unlock()
+		if last {
+			_ = os.Remove(c.Path)
+		}
+	}
+}
