@@ -62,9 +62,12 @@ demo: deps build
 	echo "--- $(DEMO_OUT) ---"
 	ls -lR "$(DEMO_OUT)"
 
-# TODO: write internal/bench; this target is a placeholder until then.
-bench:
-	$(GO) run ./internal/bench
+# Benchmarks (internal/bench): exporter XLSX/CSV against a naive pgx +
+# excelize program and psql \copy on a throwaway PostgreSQL; prints a
+# markdown table. Slow (minutes). Pass flags with BENCH_ARGS, e.g.
+#   make bench BENCH_ARGS='-rows 20000,80000 -o bench.md'
+bench: deps build
+	GO="$(GO)" $(GO) run ./internal/bench -exporter "$(BIN)" $(BENCH_ARGS)
 
 clean:
 	if [ -f "$(DEMO_DIR)/pgtest.json" ]; then $(PGTMP) stop "$(DEMO_DIR)" || true; fi
