@@ -141,8 +141,7 @@ func Run(ctx context.Context, conn *pgx.Conn, cfg Config, prog *Progress) (*mani
 		prog.setPhase("write")
 		return nil
 	})
-	var written []atomic.Int64
-	written = make([]atomic.Int64, len(outs))
+	written := make([]atomic.Int64, len(outs))
 	for i, o := range outs {
 		g.Go(func() error {
 			return chunks.each(gctx, i, func(c chunk.Chunk) error {
@@ -378,9 +377,9 @@ func (l *chunkLog) close(err error) {
 // stops it at the next chunk.
 func (l *chunkLog) each(ctx context.Context, _ int, fn func(chunk.Chunk) error) error {
 	stop := context.AfterFunc(ctx, func() {
-		l.mu.Lock()
-		l.mu.Unlock()
+		l.mu.Lock() // a waiter between its check of ctx and Wait would miss a broadcast without the lock
 		l.cond.Broadcast()
+		l.mu.Unlock()
 	})
 	defer stop()
 	for i := 0; ; i++ {

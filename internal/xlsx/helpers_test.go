@@ -256,9 +256,7 @@ func (g *rowGen) row(i int) [][]byte {
 	b[7] = appendTS(b[7], sec, false)[:10]
 	b[8] = strconv.AppendFloat(b[8], float64(int64(g.rnd()%2000000)-1000000)/3, 'g', -1, 64)
 	b[9] = appendTS(b[9], sec+3600, false)
-	for k := range b {
-		g.fields[k] = b[k]
-	}
+	copy(g.fields, b)
 	if i%7 == 3 {
 		g.fields[5] = nil // NULL text
 	}

@@ -331,7 +331,8 @@ func writeZip(w io.Writer, es []zipEntry) error {
 			UncompressedSize64: e.usize,
 			CreatorVersion:     20,
 			ReaderVersion:      20,
-			ModifiedDate:       fixedDOSDate,
+			//lint:ignore SA1019 a fixed MS-DOS date without the extended-timestamp extra field Modified adds keeps entries minimal and deterministic
+			ModifiedDate: fixedDOSDate,
 		}
 		fw, err := zw.CreateRaw(fh)
 		if err != nil {
