@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/exporter-dev/exporter/internal/chunk"
@@ -45,6 +47,8 @@ type app struct {
 	progress       string
 	logger         *slog.Logger
 	secrets        []string // redacted from every message
+	cpuProfile     string
+	stopProfile    func()
 }
 
 // usageError is a mistake in how the command was called.
@@ -89,6 +93,8 @@ not grow with the number of rows.
 	root.SetErr(a.stderr)
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format on stderr: text or json")
 	root.PersistentFlags().StringVar(&a.progress, "progress", "auto", "progress line on stderr: auto (only on a terminal), always or never")
+	root.PersistentFlags().StringVar(&a.cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
+	_ = root.PersistentFlags().MarkHidden("cpuprofile")
 	_ = root.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = root.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions([]string{"auto", "always", "never"}, cobra.ShellCompDirectiveNoFileComp))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
@@ -110,6 +116,17 @@ func (a *app) setup() error {
 	default:
 		return usagef("--progress must be auto, always or never, not %q", a.progress)
 	}
+	if a.cpuProfile != "" {
+		f, err := os.Create(a.cpuProfile)
+		if err != nil {
+			return usagef("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			_ = f.Close()
+			return usagef("--cpuprofile: %w", err)
+		}
+		a.stopProfile = func() { pprof.StopCPUProfile(); _ = f.Close() }
+	}
 	return nil
 }
 
@@ -118,6 +135,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	root := newRootCmd(a)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	if a.stopProfile != nil {
+		a.stopProfile()
+	}
 	if err == nil {
 		return exitOK
 	}

@@ -46,9 +46,11 @@ type zipEntry struct {
 // fixedDOSDate is 1980-01-01, the earliest date a zip entry can carry.
 const fixedDOSDate = 1<<5 | 1
 
-// deflater compresses entries, reusing one compressor.
+// deflater compresses entries, reusing its compressors: fw for small
+// parts, bd for worksheets.
 type deflater struct {
 	fw *flate.Writer
+	bd *blockDeflater
 }
 
 func newDeflater(level int) (*deflater, error) {
@@ -56,14 +58,14 @@ func newDeflater(level int) (*deflater, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &deflater{fw: fw}, nil
+	return &deflater{fw: fw, bd: newBlockDeflater(level)}, nil
 }
 
 // entryWriter computes the CRC-32 and size of an entry while deflating it.
 type entryWriter struct {
 	crc uint32
 	n   uint64
-	fw  *flate.Writer
+	fw  io.Writer
 }
 
 func (e *entryWriter) Write(p []byte) (int, error) {
@@ -137,8 +139,8 @@ func (s *sheetCapture) Create(name string) (io.Writer, error) {
 		s.bw.Reset(f)
 	}
 	s.cw = countWriter{w: s.bw}
-	s.d.fw.Reset(&s.cw)
-	s.ew = entryWriter{fw: s.d.fw}
+	s.d.bd.Reset(&s.cw)
+	s.ew = entryWriter{fw: s.d.bd}
 	s.open = true
 	if s.dimension == "" {
 		return &s.ew, nil
@@ -189,7 +191,7 @@ func (s *sheetCapture) finish() error {
 		return s.err
 	}
 	s.open = false
-	err := s.d.fw.Close()
+	err := s.d.bd.Close()
 	if err == nil {
 		err = s.bw.Flush()
 	}
