@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/exporter-dev/exporter/internal/pipeline"
 )
 
 func TestParseSize(t *testing.T) {
@@ -65,5 +69,27 @@ func TestExportFlags(t *testing.T) {
 	}
 	if a.redact("failed for postgres://u:hunter2@db/x") != "failed for postgres://u:xxxxx@db/x" {
 		t.Fatal("redact left the password")
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	p := &pipeline.Progress{}
+	p.Phase.Store("fetch")
+	p.Fetched.Store(1234567)
+	p.Written.Store(1000)
+	if got, want := progressLine(p, 2*time.Second+300*time.Millisecond), "fetch       1,234,567 rows    536,768 rows/s 2s"; got != want {
+		t.Fatalf("progress line %q, want %q", got, want)
+	}
+	p.Phase.Store("write")
+	if got := progressLine(p, time.Second); !strings.Contains(got, "write") || !strings.Contains(got, " 1,000 rows") {
+		t.Fatalf("write phase shows %q, want the rows written", got)
+	}
+	// Not a terminal: --progress auto draws nothing.
+	var stderr bytes.Buffer
+	stop := startProgress(&app{stderr: &stderr, progress: "auto"}, p)
+	time.Sleep(300 * time.Millisecond)
+	stop()
+	if stderr.Len() != 0 {
+		t.Fatalf("progress drawn on a non-terminal: %q", stderr.String())
 	}
 }
