@@ -21,6 +21,7 @@ import (
 type Options struct {
 	Dir            string // folder finished files go to
 	Prefix         string // names: PREFIX-0001.csv, PREFIX-0002.csv, ...
+	Name           string // instead of Prefix: the one file's name; no limits
 	Gzip           bool   // write PREFIX-0001.csv.gz
 	MaxRowsPerFile int64  // 0: no limit
 	MaxFileBytes   int64  // 0: no limit; no file exceeds it
@@ -60,6 +61,9 @@ func NewWriter(cols []column.Column, opts Options) (*Writer, error) {
 	names := make([][]byte, len(cols))
 	for i, c := range cols {
 		names[i] = []byte(c.Name)
+	}
+	if opts.Name != "" && (opts.MaxRowsPerFile != 0 || opts.MaxFileBytes != 0) {
+		return nil, fmt.Errorf("csv file %s: a fixed name cannot be split", opts.Name)
 	}
 	w := &Writer{opts: opts, header: spill.AppendRecord(nil, names)}
 	if opts.MaxFileBytes > 0 && w.limitFor(int64(len(w.header))) > opts.MaxFileBytes {
@@ -143,6 +147,9 @@ func (w *Writer) write(p []byte) error {
 }
 
 func (w *Writer) name(seq int) string {
+	if w.opts.Name != "" {
+		return w.opts.Name
+	}
 	return fmt.Sprintf("%s-%04d.%s", w.opts.Prefix, seq, w.format())
 }
 

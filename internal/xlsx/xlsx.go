@@ -36,6 +36,12 @@ type Options struct {
 	Dir string
 	// Prefix names the workbooks PREFIX-0001.xlsx, PREFIX-0002.xlsx, ...
 	Prefix string
+	// Name, when set instead of Prefix, is the name of the one workbook
+	// written, such as PREFIX-summary.xlsx: files are not split.
+	Name string
+	// SheetName names the sheets SheetName, "SheetName 2", ...; the
+	// default is Sheet1, Sheet2, ...
+	SheetName string
 	// MaxRowsPerSheet is the number of data rows per sheet (each sheet also
 	// has the header row). 0 means 1048575, the most Excel allows.
 	MaxRowsPerSheet int
@@ -186,7 +192,11 @@ func NewWriter(cols []column.Column, opts Options) (*Writer, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("xlsx: Options.Dir is empty")
 	}
-	if opts.Prefix == "" || strings.ContainsAny(opts.Prefix, `/\`) || opts.Prefix != filepath.Base(opts.Prefix) {
+	if opts.Name != "" {
+		if opts.Name != filepath.Base(opts.Name) || opts.MaxRowsPerFile != 0 || opts.MaxFileBytes != 0 {
+			return nil, fmt.Errorf("xlsx: Options.Name %q needs a plain name and no file limits", opts.Name)
+		}
+	} else if opts.Prefix == "" || strings.ContainsAny(opts.Prefix, `/\`) || opts.Prefix != filepath.Base(opts.Prefix) {
 		return nil, fmt.Errorf("xlsx: bad Options.Prefix %q", opts.Prefix)
 	}
 	switch {
@@ -934,9 +944,13 @@ func (w *Writer) parts(rows []int64) ([]zipEntry, error) {
 	}
 	pc := &partsCapture{d: w.d, sheets: map[string]bool{}}
 	for i := range rows {
-		name := sheetName(i + 1)
+		name := w.sheetName(i + 1)
 		if i > 0 {
 			if _, err := f.NewSheet(name); err != nil {
+				return nil, err
+			}
+		} else if name != "Sheet1" {
+			if err := f.SetSheetName("Sheet1", name); err != nil {
 				return nil, err
 			}
 		}
@@ -1074,9 +1088,22 @@ func (w *Writer) finishFile() error {
 }
 
 // sheetName names the n-th sheet (1-based) of a workbook.
-func sheetName(n int) string { return "Sheet" + strconv.Itoa(n) }
+func (w *Writer) sheetName(n int) string {
+	switch {
+	case w.opts.SheetName == "":
+		return "Sheet" + strconv.Itoa(n)
+	case n == 1:
+		return w.opts.SheetName
+	}
+	return w.opts.SheetName + " " + strconv.Itoa(n)
+}
 
-func (w *Writer) fileName(n int) string { return fmt.Sprintf("%s-%04d.xlsx", w.opts.Prefix, n) }
+func (w *Writer) fileName(n int) string {
+	if w.opts.Name != "" {
+		return w.opts.Name
+	}
+	return fmt.Sprintf("%s-%04d.xlsx", w.opts.Prefix, n)
+}
 
 // writeFile writes a workbook to a temporary name, syncs it and renames it.
 func (w *Writer) writeFile(es []zipEntry, sheets []doneSheet) (File, error) {
@@ -1113,7 +1140,7 @@ func (w *Writer) writeFile(es []zipEntry, sheets []doneSheet) (File, error) {
 	info := File{Name: name, Bytes: cw.n, SHA256: hex.EncodeToString(h.Sum(nil))}
 	for i, s := range sheets {
 		info.Rows += s.rows
-		info.Sheets = append(info.Sheets, Sheet{Name: sheetName(i + 1), Rows: s.rows})
+		info.Sheets = append(info.Sheets, Sheet{Name: w.sheetName(i + 1), Rows: s.rows})
 	}
 	w.log.Debug("xlsx: workbook written", "file", name, "rows", info.Rows, "sheets", len(sheets), "bytes", info.Bytes)
 	return info, nil

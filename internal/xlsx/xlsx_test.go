@@ -932,3 +932,28 @@ func TestDimension(t *testing.T) {
 		t.Fatalf("sheets not found: %v", want)
 	}
 }
+
+func TestFixedNameAndSheetName(t *testing.T) {
+	cols := []column.Column{{Name: "region", Kind: column.Text}, {Name: "count(*)", Kind: column.Int}}
+	rows := [][][]byte{{[]byte("east"), []byte("3")}, {[]byte("west"), []byte("4")}, {nil, []byte("1")}}
+	dir := t.TempDir()
+	files := writeAll(t, cols, Options{Dir: dir, Name: "r-summary.xlsx", SheetName: "Summary", MaxRowsPerSheet: 2}, rows)
+	if len(files) != 1 || files[0].Name != "r-summary.xlsx" || len(files[0].Sheets) != 2 ||
+		files[0].Sheets[0].Name != "Summary" || files[0].Sheets[1].Name != "Summary 2" {
+		t.Fatalf("files %+v", files)
+	}
+	f, err := excelize.OpenFile(path(dir, files[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := f.GetSheetList(); len(got) != 2 || got[0] != "Summary" || got[1] != "Summary 2" {
+		t.Fatalf("sheets %v", got)
+	}
+	if v, _ := f.GetCellValue("Summary", "B1"); v != "count(*)" {
+		t.Fatalf("header B1 = %q", v)
+	}
+	if _, err := NewWriter(cols, Options{Dir: dir, Name: "x.xlsx", MaxRowsPerFile: 5}); err == nil {
+		t.Fatal("a fixed name with a file limit was accepted")
+	}
+}
