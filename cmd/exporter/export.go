@@ -7,10 +7,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/exporter-dev/exporter/internal/agg"
 	"github.com/exporter-dev/exporter/internal/deliver"
 	"github.com/exporter-dev/exporter/internal/deliver/local"
 	"github.com/exporter-dev/exporter/internal/pipeline"
@@ -36,9 +38,14 @@ type exportOptions struct {
 	Name            string
 	TimeZone        string
 	WorkDir         string
+	GroupBy         []string
+	Aggs            []string
+	AggMemory       string
 
 	maxFileBytes int64
 	location     *time.Location
+	aggs         []agg.Spec
+	aggMemory    int64
 }
 
 func newExportCmd(a *app, runF func(context.Context, *exportOptions) error) *cobra.Command {
@@ -62,6 +69,15 @@ as Excel dates in --timezone; booleans as booleans; NULL as an empty cell.
 CSV is RFC 4180 UTF-8 with a header: timestamps RFC 3339 in --timezone,
 NULL as an empty field, the empty string as "".
 
+With --agg, a summary is computed while the rows stream through, so its
+totals agree with the delivered rows by construction: one row per
+--group-by group (or one grand-total row), sorted by the group columns,
+written as PREFIX-summary.xlsx (sheet Summary) and PREFIX-summary.csv.
+sum is exact decimal arithmetic; count_distinct is exact;
+approx_count_distinct (HyperLogLog, within 2%) and pNN (DDSketch, within
+1%) are sketches. State past --agg-memory spills to disk. The manifest
+carries the grand totals.
+
 ` + exitCodesHelp,
 		Example: `  # One workbook of orders, keyed by id, in ./out
   exporter export --dsn postgres://report@db.internal/shop \
@@ -72,6 +88,11 @@ NULL as an empty field, the empty string as "".
     --query-file monthly.sql --key region,order_id \
     --format xlsx --format csv.gz --max-rows-per-file 200000 \
     --timezone Europe/Paris --name monthly-2025-01 --out /srv/exports/acme
+
+  # With a summary: totals per region and day, in PREFIX-summary.xlsx beside the data
+  exporter export --query-file orders.sql --key id --out ./out \
+    --group-by region --agg 'count(*)' --agg 'sum(amount)' --agg 'avg(amount)' \
+    --agg 'count_distinct(customer_id)' --agg 'p95(amount)'
 
   # From cron: JSON logs, no progress line
   exporter export --query-file nightly.sql --key id --out /srv/drop --log-format json --progress never`,
@@ -100,6 +121,9 @@ NULL as an empty field, the empty string as "".
 	fl.StringVar(&opts.Name, "name", "export", "file name prefix: PREFIX-0001.xlsx, PREFIX-0002.xlsx, ...")
 	fl.StringVar(&opts.TimeZone, "timezone", "UTC", "IANA time zone timestamps are rendered in")
 	fl.StringVar(&opts.WorkDir, "work-dir", "", "folder for spill and staged files (default a temporary folder inside the first --out)")
+	fl.StringSliceVar(&opts.GroupBy, "group-by", nil, "summary group columns, comma-separated (needs --agg)")
+	fl.StringArrayVar(&opts.Aggs, "agg", nil, "summary aggregate, repeatable: count(*), count(c), sum(c), avg(c), min(c), max(c), count_distinct(c), approx_count_distinct(c), p95(c) (any pNN)")
+	fl.StringVar(&opts.AggMemory, "agg-memory", "64MiB", "memory for summary state before it spills to disk")
 	_ = cmd.MarkFlagFilename("query-file", "sql")
 	_ = cmd.MarkFlagDirname("out")
 	_ = cmd.MarkFlagDirname("work-dir")
@@ -174,6 +198,21 @@ func (o *exportOptions) resolve(a *app, cmd *cobra.Command) error {
 	if o.Name == "" || strings.ContainsAny(o.Name, `/\`) || o.Name == "." || o.Name == ".." {
 		return usagef("--name %q must be a plain file name prefix", o.Name)
 	}
+	if len(o.GroupBy) > 0 && len(o.Aggs) == 0 {
+		return usagef("--group-by needs at least one --agg, such as --agg 'count(*)'")
+	}
+	for _, e := range o.Aggs {
+		sp, err := agg.Parse(e)
+		if err != nil {
+			return &usageError{err}
+		}
+		o.aggs = append(o.aggs, sp)
+	}
+	n, err := parseSize(o.AggMemory)
+	if err != nil {
+		return usagef("--agg-memory: %w", err)
+	}
+	o.aggMemory = n
 	loc, err := time.LoadLocation(o.TimeZone)
 	if err != nil {
 		return usagef("--timezone %q is not a known IANA time zone", o.TimeZone)
@@ -225,8 +264,21 @@ func dsnSecrets(dsn string) []string {
 	return out
 }
 
+// baseMemoryLimit is the Go heap's soft limit for an export without a
+// summary. The live heap of an export stays near 30 MiB whatever the row
+// count; without a limit the collector lets garbage grow to twice that, and
+// peak RSS then wanders with GC timing (81 MiB at 1M rows, 100 MiB at 4M).
+const baseMemoryLimit = 64 << 20
+
 func runExport(ctx context.Context, a *app, o *exportOptions) (err error) {
 	log := a.logger
+	if os.Getenv("GOMEMLIMIT") == "" {
+		limit := int64(baseMemoryLimit)
+		if len(o.aggs) > 0 {
+			limit += o.aggMemory
+		}
+		debug.SetMemoryLimit(limit)
+	}
 	var dests []deliver.Destination
 	for _, out := range o.Out {
 		d, err := local.New(out)
@@ -261,6 +313,7 @@ func runExport(ctx context.Context, a *app, o *exportOptions) (err error) {
 		Query: o.Query, Key: o.Key, ChunkRows: o.ChunkRows, Location: o.location, Formats: o.Formats,
 		Prefix: o.Name, MaxRowsPerSheet: o.MaxRowsPerSheet, MaxRowsPerFile: o.MaxRowsPerFile, MaxFileBytes: o.maxFileBytes,
 		WorkDir: work, Destinations: dests, Logger: log,
+		GroupBy: o.GroupBy, Aggs: o.aggs, AggMemory: o.aggMemory,
 	}, prog)
 	stopProgress()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"runtime/pprof"
 	"strings"
 
+	"github.com/exporter-dev/exporter/internal/agg"
 	"github.com/exporter-dev/exporter/internal/chunk"
 	"github.com/exporter-dev/exporter/internal/pipeline"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,7 +32,7 @@ const (
 const exitCodesHelp = `Exit codes:
   0    success
   1    unexpected failure
-  2    usage error: bad flag or argument, unknown key column
+  2    usage error: bad flag or argument, unknown key or aggregate column
   3    database unreachable or authentication failed
   4    PostgreSQL rejected the query (message and position shown)
   5    key columns hold NULL or duplicate values
@@ -155,6 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 func exitCode(ctx context.Context, err error) int {
 	var (
 		ue  *usageError
+		ae  *agg.ConfigError
 		ke  *chunk.KeyError
 		qe  *chunk.QueryError
 		de  *dbError
@@ -164,7 +166,7 @@ func exitCode(ctx context.Context, err error) int {
 	switch {
 	case ctx.Err() != nil && errors.Is(err, context.Canceled), errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return exitCanceled
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &ae):
 		return exitUsage
 	case errors.As(err, &ke):
 		if ke.Reason == "unknown" {

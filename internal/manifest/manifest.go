@@ -25,9 +25,20 @@ type Manifest struct {
 	Columns     []Column  `json:"columns"`
 	Fetch       Fetch     `json:"fetch"`
 	Files       []File    `json:"files"`
+	// Totals are the grand totals of a summary (--agg), for reconciling
+	// the delivered files.
+	Totals *Totals `json:"totals,omitempty"`
 	// TruncatedCells counts XLSX text cells cut to Excel's 32,767 characters.
 	TruncatedCells int64    `json:"truncated_cells"`
 	Warnings       []string `json:"warnings"`
+}
+
+// Totals are the grand totals over every exported row.
+type Totals struct {
+	Rows int64 `json:"rows"`
+	// Sums has the exact total of each column some sum() aggregates, as a
+	// decimal string with every digit; null when it had no non-NULL value.
+	Sums map[string]*string `json:"sums"`
 }
 
 // Column is one column of the export.
@@ -46,7 +57,7 @@ type Fetch struct {
 type File struct {
 	Name   string  `json:"name"`
 	Format string  `json:"format"` // xlsx, csv, csv.gz
-	Kind   string  `json:"kind"`   // data
+	Kind   string  `json:"kind"`   // data or summary
 	Rows   int64   `json:"rows"`
 	Bytes  int64   `json:"bytes"`
 	SHA256 string  `json:"sha256"`

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/exporter-dev/exporter/internal/agg"
 	"github.com/exporter-dev/exporter/internal/chunk"
 	"github.com/exporter-dev/exporter/internal/column"
 	"github.com/exporter-dev/exporter/internal/csvfile"
@@ -52,6 +53,12 @@ type Config struct {
 	WorkDir      string
 	Destinations []deliver.Destination
 	Logger       *slog.Logger
+
+	// GroupBy and Aggs ask for a summary computed while the rows stream
+	// through; AggMemory bounds its state before it spills.
+	GroupBy   []string
+	Aggs      []agg.Spec
+	AggMemory int64
 }
 
 // Progress is read by a progress line while the export runs.
@@ -123,6 +130,15 @@ func Run(ctx context.Context, conn *pgx.Conn, cfg Config, prog *Progress) (*mani
 		}
 	}()
 
+	var summary *summaryOutput
+	if len(cfg.Aggs) > 0 {
+		if summary, err = newSummary(cols, cfg, stageDir, log); err != nil {
+			return nil, err
+		}
+		defer summary.agg.Close()
+		outs = append(outs, summary.output())
+	}
+
 	chunks := newChunkLog(len(outs))
 	g, gctx := errgroup.WithContext(ctx)
 	prog.setPhase("fetch")
@@ -181,6 +197,18 @@ func Run(ctx context.Context, conn *pgx.Conn, cfg Config, prog *Progress) (*mani
 			m.TruncatedCells += n
 			m.Warnings = append(m.Warnings, fmt.Sprintf("xlsx: %d text cells were longer than Excel's 32,767 characters and were truncated; the CSV output has them whole", n))
 		}
+	}
+	if summary != nil {
+		files, totals, err2 := summary.finish()
+		if err2 != nil {
+			err = err2
+			return nil, err
+		}
+		m.Files = append(m.Files, files...)
+		for _, f := range files {
+			staged = append(staged, f.Name)
+		}
+		m.Totals = totals
 	}
 	m.FinishedAt = time.Now().UTC()
 	body, err := m.Marshal()
@@ -249,12 +277,7 @@ type output struct {
 
 func newOutputs(cols []column.Column, cfg Config, dir string, log *slog.Logger) ([]*output, error) {
 	var outs []*output
-	seen := map[string]bool{}
-	for _, format := range cfg.Formats {
-		if seen[format] {
-			continue
-		}
-		seen[format] = true
+	for _, format := range dedupe(cfg.Formats) {
 		switch format {
 		case FormatXLSX:
 			w, err := xlsx.NewWriter(cols, xlsx.Options{
@@ -273,15 +296,7 @@ func newOutputs(cols []column.Column, cfg Config, dir string, log *slog.Logger) 
 					if err != nil {
 						return nil, &OutputError{Err: err}
 					}
-					var out []manifest.File
-					for _, f := range files {
-						mf := manifest.File{Name: f.Name, Format: FormatXLSX, Kind: "data", Rows: f.Rows, Bytes: f.Bytes, SHA256: f.SHA256}
-						for _, s := range f.Sheets {
-							mf.Sheets = append(mf.Sheets, manifest.Sheet{Name: s.Name, Rows: s.Rows})
-						}
-						out = append(out, mf)
-					}
-					return out, nil
+					return xlsxManifest(files, "data"), nil
 				},
 				abort:     w.Abort,
 				truncated: w.Truncated,
@@ -303,11 +318,7 @@ func newOutputs(cols []column.Column, cfg Config, dir string, log *slog.Logger) 
 					if err != nil {
 						return nil, &OutputError{Err: err}
 					}
-					var out []manifest.File
-					for _, f := range files {
-						out = append(out, manifest.File{Name: f.Name, Format: f.Format, Kind: "data", Rows: f.Rows, Bytes: f.Bytes, SHA256: f.SHA256})
-					}
-					return out, nil
+					return csvManifest(files, "data"), nil
 				},
 				abort:     w.Abort,
 				truncated: func() int64 { return 0 },
