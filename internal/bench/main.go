@@ -6,6 +6,8 @@
 //
 //	exporter-xlsx  exporter export --format xlsx (default chunk rows)
 //	exporter-csv   exporter export --format csv
+//	exporter-agg   the same with a summary of 500,000 groups (--group-by on
+//	               id % 500000, seven aggregates incl. count_distinct, p95)
 //	naive-xlsx     internal/bench/naive: pgx rows.Values -> excelize
 //	               StreamWriter.SetRow -> SaveAs, the typical application
 //	psql-csv       psql \copy (...) TO FILE CSV HEADER, a CSV reference peer
@@ -205,7 +207,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 			logf("psql not found: skipping the psql \\copy peer")
 		}
 	}
-	cases := []string{caseExporterXLSX, caseExporterCSV, caseNaiveXLSX}
+	cases := []string{caseExporterXLSX, caseExporterCSV, caseExporterAgg, caseNaiveXLSX}
 	if h.psql != "" {
 		cases = append(cases, casePSQLCSV)
 	}

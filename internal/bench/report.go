@@ -15,6 +15,7 @@ func mib(n int64) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1
 var labels = map[string]string{
 	caseExporterXLSX: "exporter → XLSX",
 	caseExporterCSV:  "exporter → CSV",
+	caseExporterAgg:  "exporter → CSV + summary, 500k groups, 7 aggregates",
 	caseNaiveXLSX:    "naive pgx + excelize → XLSX",
 	casePSQLCSV:      "psql `\\copy` → CSV",
 }

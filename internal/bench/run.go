@@ -20,8 +20,11 @@ import (
 const (
 	caseExporterXLSX = "exporter-xlsx"
 	caseExporterCSV  = "exporter-csv"
-	caseNaiveXLSX    = "naive-xlsx"
-	casePSQLCSV      = "psql-csv"
+	// caseExporterAgg is a CSV export with a high-cardinality summary:
+	// 500,000 groups (fewer when there are fewer rows).
+	caseExporterAgg = "exporter-agg"
+	caseNaiveXLSX   = "naive-xlsx"
+	casePSQLCSV     = "psql-csv"
 )
 
 type harness struct {
@@ -83,6 +86,22 @@ func (h *harness) runCase(ctx context.Context, c string, n int64) result {
 		}
 		if h.chunkRows > 0 {
 			args = append(args, "--chunk-rows", strconv.Itoa(h.chunkRows))
+		}
+		check = func(string) error { return checkManifest(outDir, n) }
+	case caseExporterAgg:
+		prog = h.exporter
+		args = []string{"export",
+			"--dsn", h.dsn,
+			"--query", "SELECT *, id % 500000 AS grp FROM " + table,
+			"--key", "id",
+			"--out", outDir,
+			"--format", "csv",
+			"--name", "bench",
+			"--progress", "never",
+			"--log-format", "json",
+			"--group-by", "grp",
+			"--agg", "count(*)", "--agg", "sum(price)", "--agg", "avg(price)", "--agg", "min(created_at)",
+			"--agg", "count_distinct(region)", "--agg", "approx_count_distinct(code)", "--agg", "p95(qty)",
 		}
 		check = func(string) error { return checkManifest(outDir, n) }
 	case caseNaiveXLSX:
