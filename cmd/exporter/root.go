@@ -164,7 +164,7 @@ func exitCode(ctx context.Context, err error) int {
 		pge *pgconn.PgError
 	)
 	switch {
-	case ctx.Err() != nil && errors.Is(err, context.Canceled), errors.Is(err, context.Canceled) && ctx.Err() != nil:
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return exitCanceled
 	case errors.As(err, &ue), errors.As(err, &ae):
 		return exitUsage
