@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/exporter-dev/exporter/internal/manifest"
 	"github.com/exporter-dev/exporter/internal/pgtest"
@@ -445,5 +446,24 @@ func TestHelpAndCompletion(t *testing.T) {
 	r = runCLI(t, nil, "completion", "bash")
 	if r.code != 0 || !strings.Contains(r.stdout, "__start_exporter") {
 		t.Fatalf("completion bash: exit %d %s", r.code, r.stderr)
+	}
+}
+
+func TestInterrupted(t *testing.T) {
+	dsn := newDB(t, `SELECT 1`)
+	out := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		cancel()
+	}()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"export", "--dsn", dsn, "--query", "SELECT g AS id, pg_sleep(0.0005) AS s FROM generate_series(1, 1000000) g",
+		"--key", "id", "--out", out, "--chunk-rows", "100"}, &stdout, &stderr, func(string) string { return "" })
+	if code != exitCanceled {
+		t.Fatalf("exit %d, want %d; stderr %s", code, exitCanceled, stderr.String())
+	}
+	if entries, _ := os.ReadDir(out); len(entries) > 0 {
+		t.Fatalf("an interrupted export left %v", entries)
 	}
 }
