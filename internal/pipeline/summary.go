@@ -18,11 +18,10 @@ import (
 // summaryOutput aggregates the rows as they stream through and writes the
 // summary files (PREFIX-summary.xlsx, PREFIX-summary.csv) at the end.
 type summaryOutput struct {
-	agg     *agg.Aggregator
-	cfg     Config
-	dir     string
-	log     *slog.Logger
-	written bool
+	agg *agg.Aggregator
+	cfg Config
+	dir string
+	log *slog.Logger
 }
 
 func newSummary(cols []column.Column, cfg Config, dir string, log *slog.Logger) (*summaryOutput, error) {
