@@ -182,17 +182,13 @@ func Run(ctx context.Context, conn *pgx.Conn, cfg Config, prog *Progress) (*mani
 	}
 
 	prog.setPhase("finish")
-	var staged []string
 	for _, o := range outs {
 		files, err2 := o.close()
 		if err2 != nil {
 			err = err2
 			return nil, err
 		}
-		for _, fl := range files {
-			m.Files = append(m.Files, fl)
-			staged = append(staged, fl.Name)
-		}
+		m.Files = append(m.Files, files...)
 		if n := o.truncated(); n > 0 {
 			m.TruncatedCells += n
 			m.Warnings = append(m.Warnings, fmt.Sprintf("xlsx: %d text cells were longer than Excel's 32,767 characters and were truncated; the CSV output has them whole", n))
@@ -205,9 +201,6 @@ func Run(ctx context.Context, conn *pgx.Conn, cfg Config, prog *Progress) (*mani
 			return nil, err
 		}
 		m.Files = append(m.Files, files...)
-		for _, f := range files {
-			staged = append(staged, f.Name)
-		}
 		m.Totals = totals
 	}
 	m.FinishedAt = time.Now().UTC()
@@ -220,21 +213,39 @@ func Run(ctx context.Context, conn *pgx.Conn, cfg Config, prog *Progress) (*mani
 		return nil, &OutputError{Err: fmt.Errorf("write manifest: %w", err)}
 	}
 
+	sum := sha256.Sum256(body)
+	staged := append(slices.Clone(m.Files), manifest.File{Name: manifest.Name, Format: "json", Bytes: int64(len(body)), SHA256: hex.EncodeToString(sum[:])})
+
 	prog.setPhase("deliver")
 	for _, d := range cfg.Destinations {
 		if err = deliverAll(ctx, d, stageDir, staged); err != nil {
 			return nil, &OutputError{Err: err}
 		}
-		log.Info("delivered", "destination", d.String(), "files", len(staged)+1)
+		log.Info("delivered", "destination", d.String(), "files", len(staged))
 	}
 	return m, nil
 }
 
-// deliverAll puts the staged files into d, then the manifest. An earlier
+// contentType is the MIME type of a file format.
+func contentType(format string) string {
+	switch format {
+	case FormatXLSX:
+		return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+	case FormatCSV:
+		return "text/csv; charset=utf-8"
+	case FormatCSVGz:
+		return "application/gzip"
+	case "json":
+		return "application/json"
+	}
+	return "application/octet-stream"
+}
+
+// deliverAll puts the staged files into d, the manifest last. An earlier
 // manifest is taken down first, so the destination never shows a manifest
 // beside files it does not describe; when a put fails, the files this run
 // put are taken back where d can remove them.
-func deliverAll(ctx context.Context, d deliver.Destination, stageDir string, names []string) error {
+func deliverAll(ctx context.Context, d deliver.Destination, stageDir string, files []manifest.File) error {
 	rm, canRemove := d.(deliver.Remover)
 	if canRemove {
 		if err := rm.Remove(ctx, manifest.Name); err != nil {
@@ -242,8 +253,10 @@ func deliverAll(ctx context.Context, d deliver.Destination, stageDir string, nam
 		}
 	}
 	var put []string
-	for _, name := range append(slices.Clone(names), manifest.Name) {
-		if err := d.Put(ctx, name, filepath.Join(stageDir, name)); err != nil {
+	for _, f := range files {
+		name := f.Name
+		src := deliver.File{Path: filepath.Join(stageDir, name), Size: f.Bytes, SHA256: f.SHA256, ContentType: contentType(f.Format)}
+		if err := d.Put(ctx, name, src); err != nil {
 			if canRemove {
 				for _, p := range put {
 					_ = rm.Remove(context.WithoutCancel(ctx), p)

@@ -35,9 +35,10 @@ func New(dir string) (*Client, error) {
 
 func (c *Client) String() string { return c.Dir }
 
-// Put links or copies path to a temporary name in Dir, syncs it and renames
-// it into place.
-func (c *Client) Put(ctx context.Context, name, path string) error {
+// Put links or copies the file to a temporary name in Dir, syncs it and
+// renames it into place.
+func (c *Client) Put(ctx context.Context, name string, src deliver.File) error {
+	path := src.Path
 	if err := ctx.Err(); err != nil {
 		return err
 	}
