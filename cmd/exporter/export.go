@@ -6,15 +6,12 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/exporter-dev/exporter/internal/agg"
-	"github.com/exporter-dev/exporter/internal/deliver"
-	"github.com/exporter-dev/exporter/internal/deliver/local"
 	"github.com/exporter-dev/exporter/internal/pipeline"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -41,6 +38,7 @@ type exportOptions struct {
 	GroupBy         []string
 	Aggs            []string
 	AggMemory       string
+	destinationFlags
 
 	maxFileBytes int64
 	location     *time.Location
@@ -112,7 +110,7 @@ carries the grand totals.
 	fl.StringVar(&opts.Query, "query", "", "SQL query to export")
 	fl.StringVar(&opts.QueryFile, "query-file", "", "file holding the SQL query to export")
 	fl.StringSliceVar(&opts.Key, "key", nil, "key columns, unique and non-NULL together, comma-separated: the fetch order")
-	fl.StringArrayVar(&opts.Out, "out", nil, "output folder (created if missing)")
+	fl.StringArrayVar(&opts.Out, "out", nil, "destination, repeatable: a local folder (created if missing)")
 	fl.StringArrayVar(&opts.Formats, "format", nil, "output format, repeatable: xlsx, csv, csv.gz (default xlsx)")
 	fl.IntVar(&opts.ChunkRows, "chunk-rows", 50000, "rows fetched per chunk")
 	fl.IntVar(&opts.MaxRowsPerSheet, "max-rows-per-sheet", maxSheetRows, "data rows per XLSX sheet (at most 1048575)")
@@ -120,10 +118,11 @@ carries the grand totals.
 	fl.StringVar(&opts.MaxFileBytes, "max-file-bytes", "", "largest size of one file, such as 25MB or 1GiB; empty for no limit")
 	fl.StringVar(&opts.Name, "name", "export", "file name prefix: PREFIX-0001.xlsx, PREFIX-0002.xlsx, ...")
 	fl.StringVar(&opts.TimeZone, "timezone", "UTC", "IANA time zone timestamps are rendered in")
-	fl.StringVar(&opts.WorkDir, "work-dir", "", "folder for spill and staged files (default a temporary folder inside the first --out)")
+	fl.StringVar(&opts.WorkDir, "work-dir", "", "folder for spill and staged files (default: inside the first local --out, else the system's temporary folder)")
 	fl.StringSliceVar(&opts.GroupBy, "group-by", nil, "summary group columns, comma-separated (needs --agg)")
 	fl.StringArrayVar(&opts.Aggs, "agg", nil, "summary aggregate, repeatable: count(*), count(c), sum(c), avg(c), min(c), max(c), count_distinct(c), approx_count_distinct(c), p95(c) (any pNN)")
 	fl.StringVar(&opts.AggMemory, "agg-memory", "64MiB", "memory for summary state before it spills to disk")
+	opts.destinationFlags.register(cmd)
 	_ = cmd.MarkFlagFilename("query-file", "sql")
 	_ = cmd.MarkFlagDirname("out")
 	_ = cmd.MarkFlagDirname("work-dir")
@@ -164,10 +163,8 @@ func (o *exportOptions) resolve(a *app, cmd *cobra.Command) error {
 	if len(o.Out) == 0 {
 		return usagef("--out is required: the folder to write files to")
 	}
-	for _, out := range o.Out {
-		if u, err := url.Parse(out); err == nil && u.Scheme != "" && len(u.Scheme) > 1 {
-			return usagef("--out %s: destination scheme %q is not supported yet; give a local folder", out, u.Scheme)
-		}
+	if err := o.checkDestinations(); err != nil {
+		return err
 	}
 	if len(o.Formats) == 0 {
 		o.Formats = []string{pipeline.FormatXLSX}
@@ -279,24 +276,14 @@ func runExport(ctx context.Context, a *app, o *exportOptions) (err error) {
 		}
 		debug.SetMemoryLimit(limit)
 	}
-	var dests []deliver.Destination
-	for _, out := range o.Out {
-		d, err := local.New(out)
-		if err != nil {
-			return &pipeline.OutputError{Err: err}
-		}
-		dests = append(dests, d)
-	}
-	workParent := o.WorkDir
-	if workParent == "" {
-		workParent = o.Out[0]
-	}
-	if err := os.MkdirAll(workParent, 0o755); err != nil {
-		return &pipeline.OutputError{Err: fmt.Errorf("work folder: %w", err)}
-	}
-	work, err := os.MkdirTemp(workParent, ".exporter-work-")
+	dests, err := o.destinations(ctx, a)
 	if err != nil {
-		return &pipeline.OutputError{Err: fmt.Errorf("work folder %s is not writable: %w", workParent, err)}
+		return err
+	}
+	defer closeDestinations(dests)
+	work, err := o.workDir()
+	if err != nil {
+		return err
 	}
 	defer os.RemoveAll(work)
 
@@ -309,27 +296,44 @@ func runExport(ctx context.Context, a *app, o *exportOptions) (err error) {
 	prog := &pipeline.Progress{}
 	stopProgress := startProgress(a, prog)
 	started := time.Now()
-	m, err := pipeline.Run(ctx, conn, pipeline.Config{
+	res, err := pipeline.Run(ctx, conn, pipeline.Config{
 		Query: o.Query, Key: o.Key, ChunkRows: o.ChunkRows, Location: o.location, Formats: o.Formats,
 		Prefix: o.Name, MaxRowsPerSheet: o.MaxRowsPerSheet, MaxRowsPerFile: o.MaxRowsPerFile, MaxFileBytes: o.maxFileBytes,
 		WorkDir: work, Destinations: dests, Logger: log,
-		GroupBy: o.GroupBy, Aggs: o.aggs, AggMemory: o.aggMemory,
+		GroupBy: o.GroupBy, Aggs: o.aggs, AggMemory: o.aggMemory, PresignTTL: o.Presign,
 	}, prog)
 	stopProgress()
-	if err != nil {
+	if res == nil {
 		return err
 	}
+	m := res.Manifest
 	elapsed := time.Since(started)
 	for _, w := range m.Warnings {
 		log.Warn(w)
 	}
 	log.Info("export finished", "rows", m.Rows, "files", len(m.Files), "seconds", fmt.Sprintf("%.2f", elapsed.Seconds()),
 		"rows_per_second", int64(float64(m.Rows)/max(elapsed.Seconds(), 1e-9)), "fetch_mode", m.Fetch.Mode)
-	for _, f := range m.Files {
-		fmt.Fprintf(a.stdout, "%s\t%s\t%d rows\t%d bytes\n", filepath.Join(o.Out[0], f.Name), f.Format, f.Rows, f.Bytes)
+	report(a, res)
+	return err
+}
+
+// report prints the files, then what each destination got, on stdout.
+func report(a *app, res *pipeline.Result) {
+	for _, f := range res.Manifest.Files {
+		fmt.Fprintf(a.stdout, "%s	%s	%s	%d rows	%d bytes\n", f.Name, f.Kind, f.Format, f.Rows, f.Bytes)
 	}
-	fmt.Fprintf(a.stdout, "%s\tmanifest\t%d rows\n", filepath.Join(o.Out[0], "manifest.json"), m.Rows)
-	return nil
+	for _, d := range res.Deliveries {
+		if d.Err != nil {
+			fmt.Fprintf(a.stdout, "failed\t%s\t%s\n", d.Destination, a.redact(d.Err.Error()))
+			continue
+		}
+		fmt.Fprintf(a.stdout, "delivered\t%s\t%d files sent, %d skipped (already there)\n", d.Destination, len(d.Delivered), len(d.Skipped))
+		for _, f := range res.Manifest.Files {
+			if u, ok := d.URLs[f.Name]; ok {
+				fmt.Fprintf(a.stdout, "url\t%s\t%s\n", f.Name, u)
+			}
+		}
+	}
 }
 
 // connect opens the connection, classifying failures as database errors.

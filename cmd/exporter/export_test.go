@@ -467,3 +467,25 @@ func TestInterrupted(t *testing.T) {
 		t.Fatalf("an interrupted export left %v", entries)
 	}
 }
+
+func TestRerunSkipsWhatIsThere(t *testing.T) {
+	dsn := newDB(t, `CREATE TABLE rr (id int PRIMARY KEY, v text); INSERT INTO rr SELECT i, 'v' || i FROM generate_series(1, 500) i;`)
+	out := t.TempDir()
+	args := []string{"export", "--dsn", dsn, "--query", "SELECT * FROM rr", "--key", "id", "--out", out, "--format", "csv", "--format", "xlsx", "--max-rows-per-file", "200"}
+	first := runCLI(t, nil, args...)
+	if first.code != 0 || !strings.Contains(first.stdout, "7 files sent, 0 skipped") {
+		t.Fatalf("first run: exit %d\n%s%s", first.code, first.stdout, first.stderr)
+	}
+	// A file changed since: only it is sent again.
+	if err := os.WriteFile(filepath.Join(out, "export-0002.csv"), []byte("tampered"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second := runCLI(t, nil, args...)
+	if second.code != 0 || !strings.Contains(second.stdout, "2 files sent, 5 skipped") {
+		t.Fatalf("second run: exit %d\n%s%s", second.code, second.stdout, second.stderr)
+	}
+	readBackCSV := mustRead(t, filepath.Join(out, "export-0002.csv"))
+	if !strings.HasPrefix(readBackCSV, "id,v\r\n201,v201\r\n") {
+		t.Fatalf("export-0002.csv was not restored: %q", readBackCSV[:min(40, len(readBackCSV))])
+	}
+}

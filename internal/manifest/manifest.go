@@ -62,6 +62,9 @@ type File struct {
 	Bytes  int64   `json:"bytes"`
 	SHA256 string  `json:"sha256"`
 	Sheets []Sheet `json:"sheets,omitempty"`
+	// URL is a presigned download URL (--presign), in the manifest of a
+	// destination that can make one.
+	URL string `json:"url,omitempty"`
 }
 
 // Sheet is one worksheet of an XLSX file.

@@ -59,6 +59,10 @@ type Config struct {
 	GroupBy   []string
 	Aggs      []agg.Spec
 	AggMemory int64
+
+	// PresignTTL, when set, puts presigned download URLs of the files into
+	// the manifest of each destination that can make them (S3).
+	PresignTTL time.Duration
 }
 
 // Progress is read by a progress line while the export runs.
@@ -77,7 +81,7 @@ func (p *Progress) setPhase(s string) {
 // Run runs the export on conn and returns its manifest, already delivered.
 // On error nothing has been delivered under a final name by this run and
 // no manifest was written.
-func Run(ctx context.Context, conn *pgx.Conn, cfg Config, prog *Progress) (*manifest.Manifest, error) {
+func Run(ctx context.Context, conn *pgx.Conn, cfg Config, prog *Progress) (*Result, error) {
 	if prog == nil {
 		prog = &Progress{}
 	}
@@ -204,26 +208,49 @@ func Run(ctx context.Context, conn *pgx.Conn, cfg Config, prog *Progress) (*mani
 		m.Totals = totals
 	}
 	m.FinishedAt = time.Now().UTC()
-	body, err := m.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	mpath := filepath.Join(stageDir, manifest.Name)
-	if err = os.WriteFile(mpath, body, 0o644); err != nil {
-		return nil, &OutputError{Err: fmt.Errorf("write manifest: %w", err)}
-	}
-
-	sum := sha256.Sum256(body)
-	staged := append(slices.Clone(m.Files), manifest.File{Name: manifest.Name, Format: "json", Bytes: int64(len(body)), SHA256: hex.EncodeToString(sum[:])})
 
 	prog.setPhase("deliver")
+	res := &Result{Manifest: m}
+	failed := 0
 	for _, d := range cfg.Destinations {
-		if err = deliverAll(ctx, d, stageDir, staged); err != nil {
-			return nil, &OutputError{Err: err}
+		dl := deliverTo(ctx, d, stageDir, m, cfg.PresignTTL)
+		res.Deliveries = append(res.Deliveries, dl)
+		if dl.Err != nil {
+			failed++
+			log.Error("delivery failed", "destination", d.String(), "error", dl.Err.Error())
+			continue
 		}
-		log.Info("delivered", "destination", d.String(), "files", len(staged))
+		log.Info("delivered", "destination", d.String(), "delivered", len(dl.Delivered), "skipped", len(dl.Skipped))
 	}
-	return m, nil
+	if failed > 0 {
+		err = &OutputError{Err: fmt.Errorf("delivery failed to %d of %d destinations: %w", failed, len(cfg.Destinations), firstErr(res.Deliveries))}
+		return res, err
+	}
+	return res, nil
+}
+
+// Result is a finished export: its manifest and what each destination got.
+type Result struct {
+	Manifest   *manifest.Manifest
+	Deliveries []Delivery
+}
+
+// Delivery is what happened at one destination.
+type Delivery struct {
+	Destination string
+	Delivered   []string          // names put, the manifest last
+	Skipped     []string          // already there with the same size and SHA-256
+	URLs        map[string]string // presigned download URLs, by name
+	Err         error             // why the destination failed, nil when it did not
+}
+
+func firstErr(ds []Delivery) error {
+	for _, d := range ds {
+		if d.Err != nil {
+			return d.Err
+		}
+	}
+	return nil
 }
 
 // contentType is the MIME type of a file format.
@@ -241,32 +268,71 @@ func contentType(format string) string {
 	return "application/octet-stream"
 }
 
-// deliverAll puts the staged files into d, the manifest last. An earlier
+// deliverTo puts the staged files into d and then the manifest. An earlier
 // manifest is taken down first, so the destination never shows a manifest
-// beside files it does not describe; when a put fails, the files this run
-// put are taken back where d can remove them.
-func deliverAll(ctx context.Context, d deliver.Destination, stageDir string, files []manifest.File) error {
-	rm, canRemove := d.(deliver.Remover)
-	if canRemove {
-		if err := rm.Remove(ctx, manifest.Name); err != nil {
-			return fmt.Errorf("remove earlier %s from %s: %w", manifest.Name, d, err)
+// beside files it does not describe. A file d already holds with the same
+// size and SHA-256 is skipped, so a re-run after a partial failure sends
+// only what is missing. Each file arrives whole or not at all; the
+// manifest, written last, marks the delivery complete.
+func deliverTo(ctx context.Context, d deliver.Destination, stageDir string, m *manifest.Manifest, presign time.Duration) Delivery {
+	dl := Delivery{Destination: d.String()}
+	fail := func(format string, args ...any) Delivery {
+		dl.Err = fmt.Errorf(format, args...)
+		return dl
+	}
+	if rm, ok := deliver.As[deliver.Remover](d); ok {
+		if err := deliver.Do(ctx, d, "remove "+manifest.Name, func() error { return rm.Remove(ctx, manifest.Name) }); err != nil {
+			return fail("remove earlier %s: %w", manifest.Name, err)
 		}
 	}
-	var put []string
-	for _, f := range files {
-		name := f.Name
-		src := deliver.File{Path: filepath.Join(stageDir, name), Size: f.Bytes, SHA256: f.SHA256, ContentType: contentType(f.Format)}
-		if err := d.Put(ctx, name, src); err != nil {
-			if canRemove {
-				for _, p := range put {
-					_ = rm.Remove(context.WithoutCancel(ctx), p)
-				}
+	checker, canCheck := deliver.As[deliver.Checker](d)
+	presigner, canPresign := deliver.As[deliver.Presigner](d)
+	dm := *m
+	dm.Files = slices.Clone(m.Files)
+	for i, f := range dm.Files {
+		src := deliver.File{Path: filepath.Join(stageDir, f.Name), Size: f.Bytes, SHA256: f.SHA256, ContentType: contentType(f.Format)}
+		has := false
+		if canCheck {
+			if err := deliver.Do(ctx, d, "check "+f.Name, func() (err error) { has, err = checker.Has(ctx, f.Name, src); return err }); err != nil {
+				return fail("check %s: %w", f.Name, err)
 			}
-			return fmt.Errorf("deliver %s to %s: %w", name, d, err)
 		}
-		put = append(put, name)
+		if has {
+			dl.Skipped = append(dl.Skipped, f.Name)
+		} else {
+			if err := d.Put(ctx, f.Name, src); err != nil {
+				return fail("put %s: %w", f.Name, err)
+			}
+			dl.Delivered = append(dl.Delivered, f.Name)
+		}
+		if presign > 0 && canPresign {
+			url, err := presigner.Presign(ctx, f.Name, src)
+			if err != nil {
+				return fail("presign %s: %w", f.Name, err)
+			}
+			dm.Files[i].URL = url
+			if dl.URLs == nil {
+				dl.URLs = map[string]string{}
+			}
+			dl.URLs[f.Name] = url
+		}
 	}
-	return nil
+	body, err := dm.Marshal()
+	if err != nil {
+		return fail("manifest: %w", err)
+	}
+	path := filepath.Join(stageDir, fmt.Sprintf(".manifest-%p.json", d))
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		return fail("write manifest: %w", err)
+	}
+	defer os.Remove(path)
+	sum := sha256.Sum256(body)
+	src := deliver.File{Path: path, Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:]), ContentType: contentType("json")}
+	if err := d.Put(ctx, manifest.Name, src); err != nil {
+		return fail("put %s: %w", manifest.Name, err)
+	}
+	dl.Delivered = append(dl.Delivered, manifest.Name)
+	return dl
 }
 
 // OutputError is a failure to write or deliver output files.

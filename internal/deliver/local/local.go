@@ -3,6 +3,8 @@ package local
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -100,4 +102,27 @@ func (c *Client) Remove(ctx context.Context, name string) error {
 		return err
 	}
 	return nil
+}
+
+var _ deliver.Checker = (*Client)(nil)
+
+// Has reports whether Dir holds name with src's size and SHA-256.
+func (c *Client) Has(ctx context.Context, name string, src deliver.File) (bool, error) {
+	f, err := os.Open(filepath.Join(c.Dir, name))
+	if os.IsNotExist(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Size() != src.Size {
+		return false, err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false, err
+	}
+	return hex.EncodeToString(h.Sum(nil)) == src.SHA256, nil
 }
