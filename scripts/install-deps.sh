@@ -5,6 +5,7 @@
 #   - python3-openpyxl for /usr/bin/python3 (tests read xlsx back with it;
 #     a pyenv/venv python3 on PATH does not count)
 #   - util-linux (runuser: PostgreSQL is run as the postgres user when root)
+#   - openssh-server (/usr/sbin/sshd: the SFTP tests run a throwaway sshd)
 # Idempotent: does nothing (not even apt-get update) when all is present.
 set -euo pipefail
 
@@ -20,6 +21,9 @@ have_openpyxl() {
 have_runuser() {
 	command -v runuser >/dev/null 2>&1 || [ -x /usr/sbin/runuser ] || [ -x /sbin/runuser ]
 }
+have_sshd() {
+	[ -x /usr/sbin/sshd ]
+}
 
 if ! have_postgres; then
 	missing+=("PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb)")
@@ -33,9 +37,13 @@ if ! have_runuser; then
 	missing+=("runuser")
 	packages+=(util-linux)
 fi
+if ! have_sshd; then
+	missing+=("OpenSSH server (/usr/sbin/sshd)")
+	packages+=(openssh-server)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-	echo "install-deps: all dependencies present (postgresql, /usr/bin/python3 + openpyxl, runuser)"
+	echo "install-deps: all dependencies present (postgresql, /usr/bin/python3 + openpyxl, runuser, sshd)"
 	exit 0
 fi
 
@@ -77,5 +85,6 @@ fail=0
 have_postgres || { echo "install-deps: still no /usr/lib/postgresql/*/bin/initdb" >&2; fail=1; }
 have_openpyxl || { echo "install-deps: /usr/bin/python3 still cannot import openpyxl" >&2; fail=1; }
 have_runuser || { echo "install-deps: still no runuser" >&2; fail=1; }
+have_sshd || { echo "install-deps: still no /usr/sbin/sshd" >&2; fail=1; }
 [ "$fail" -eq 0 ] || exit 1
 echo "install-deps: done"

@@ -22,7 +22,7 @@ func (f *flaky) Put(ctx context.Context, name string, src File) error {
 	}
 	return nil
 }
-func (f *flaky) String() string { return "flaky" }
+func (f *flaky) String() string                                { return "flaky" }
 func (f *flaky) Remove(ctx context.Context, name string) error { return nil }
 
 func TestWithRetry(t *testing.T) {
