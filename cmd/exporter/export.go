@@ -155,10 +155,20 @@ func (o *exportOptions) resolve(a *app, cmd *cobra.Command) error {
 	if len(o.Key) == 0 {
 		return usagef("--key is required: the columns that order and identify rows, such as --key id")
 	}
-	for _, k := range o.Key {
-		if strings.TrimSpace(k) == "" {
+	seen := map[string]bool{}
+	for i, k := range o.Key {
+		k = strings.TrimSpace(k)
+		if k == "" {
 			return usagef("--key has an empty column name")
 		}
+		if seen[k] {
+			return usagef("--key names column %q twice", k)
+		}
+		seen[k] = true
+		o.Key[i] = k
+	}
+	for i, g := range o.GroupBy {
+		o.GroupBy[i] = strings.TrimSpace(g)
 	}
 	if len(o.Out) == 0 {
 		return usagef("--out is required: the folder to write files to")
@@ -211,7 +221,7 @@ func (o *exportOptions) resolve(a *app, cmd *cobra.Command) error {
 	}
 	o.aggMemory = n
 	loc, err := time.LoadLocation(o.TimeZone)
-	if err != nil {
+	if err != nil || o.TimeZone == "Local" || o.TimeZone == "" {
 		return usagef("--timezone %q is not a known IANA time zone", o.TimeZone)
 	}
 	o.location = loc

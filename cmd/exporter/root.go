@@ -157,6 +157,7 @@ func exitCode(ctx context.Context, err error) int {
 	var (
 		ue  *usageError
 		ae  *agg.ConfigError
+		te  *chunk.TimeZoneError
 		ke  *chunk.KeyError
 		qe  *chunk.QueryError
 		de  *dbError
@@ -166,7 +167,7 @@ func exitCode(ctx context.Context, err error) int {
 	switch {
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return exitCanceled
-	case errors.As(err, &ue), errors.As(err, &ae):
+	case errors.As(err, &ue), errors.As(err, &ae), errors.As(err, &te):
 		return exitUsage
 	case errors.As(err, &ke):
 		if ke.Reason == "unknown" {

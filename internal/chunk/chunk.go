@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/exporter-dev/exporter/internal/column"
@@ -96,6 +97,18 @@ func (e *QueryError) Error() string {
 
 func (e *QueryError) Unwrap() error { return e.Err }
 
+// TimeZoneError is a time zone PostgreSQL does not know.
+type TimeZoneError struct {
+	Zone string
+	Err  error
+}
+
+func (e *TimeZoneError) Error() string {
+	return fmt.Sprintf("time zone %q is not known to PostgreSQL: %v", e.Zone, e.Err)
+}
+
+func (e *TimeZoneError) Unwrap() error { return e.Err }
+
 // Fetcher fetches one export. Open it, read Columns, Run it, Close it.
 type Fetcher struct {
 	cfg     Config
@@ -142,10 +155,12 @@ func Open(ctx context.Context, conn *pgx.Conn, cfg Config) (*Fetcher, error) {
 	return f, nil
 }
 
+// trimQuery drops trailing semicolons and blanks; the start stays as given
+// so error positions count from the query's own first line.
 func trimQuery(q string) string {
-	q = strings.TrimSpace(q)
+	q = strings.TrimRightFunc(q, unicode.IsSpace)
 	for strings.HasSuffix(q, ";") {
-		q = strings.TrimSpace(strings.TrimSuffix(q, ";"))
+		q = strings.TrimRightFunc(strings.TrimSuffix(q, ";"), unicode.IsSpace)
 	}
 	return q
 }
@@ -155,7 +170,7 @@ func (f *Fetcher) open(ctx context.Context) error {
 	if _, err := f.tx.Exec(ctx, `SELECT set_config('DateStyle', 'ISO, YMD', true), set_config('IntervalStyle', 'postgres', true),
 		set_config('extra_float_digits', '1', true), set_config('bytea_output', 'hex', true), set_config('TimeZone', $1, true)`,
 		f.cfg.Location.String()); err != nil {
-		return fmt.Errorf("set session for time zone %q: %w", f.cfg.Location.String(), err)
+		return &TimeZoneError{Zone: f.cfg.Location.String(), Err: err}
 	}
 	sd, err := f.tx.Conn().Prepare(ctx, "", f.wrap(" q LIMIT 0"))
 	if err != nil {
@@ -280,7 +295,11 @@ func planUsesIndexForKey(raw []byte) (bool, string, error) {
 		return false, "", errors.New("empty plan")
 	}
 	var walk func(n map[string]any) bool
+	unstable := false // a LIMIT or TABLESAMPLE inside the query: each chunk could see other rows
 	walk = func(n map[string]any) bool {
+		if t, _ := n["Node Type"].(string); t == "Sample Scan" {
+			unstable = true
+		}
 		for _, k := range []string{"Index Cond", "Recheck Cond"} {
 			if c, ok := n[k].(string); ok && strings.Contains(c, "$1") {
 				return true
@@ -295,7 +314,30 @@ func planUsesIndexForKey(raw []byte) (bool, string, error) {
 		return false
 	}
 	top, _ := plans[0].Plan["Node Type"].(string)
-	return walk(plans[0].Plan), top, nil
+	found := false
+	children, _ := plans[0].Plan["Plans"].([]any)
+	var limits func(n map[string]any)
+	limits = func(n map[string]any) {
+		if t, _ := n["Node Type"].(string); t == "Limit" {
+			unstable = true
+		}
+		kids, _ := n["Plans"].([]any)
+		for _, c := range kids {
+			if m, ok := c.(map[string]any); ok {
+				limits(m)
+			}
+		}
+	}
+	for _, c := range children { // below our own LIMIT
+		if m, ok := c.(map[string]any); ok {
+			limits(m)
+		}
+	}
+	found = walk(plans[0].Plan)
+	if unstable {
+		return false, top + " with a LIMIT or TABLESAMPLE inside the query", nil
+	}
+	return found, top, nil
 }
 
 // queryError turns a PostgreSQL error on the wrapped query into a
@@ -396,11 +438,21 @@ func (f *Fetcher) Run(ctx context.Context, emit func(Chunk) error) (rows int64, 
 	case Stream:
 		f.log.Warn("fetch: " + f.reason)
 		sql := f.wrap(" q ORDER BY " + f.keyList())
-		qrows, err := f.tx.Query(ctx, sql, f.formats)
+		// Closing rows reads the rest of the result: on an error, cancel
+		// the query first rather than stream everything that is left.
+		qctx, cancel := context.WithCancel(ctx)
+		qrows, err := f.tx.Query(qctx, sql, f.formats)
 		if err != nil {
+			cancel()
 			return rows, f.queryError(err)
 		}
-		defer qrows.Close()
+		defer func() {
+			if err != nil {
+				cancel()
+			}
+			qrows.Close()
+			cancel()
+		}()
 		for qrows.Next() {
 			if w == nil {
 				if err := startChunk(); err != nil {
@@ -428,18 +480,22 @@ func (f *Fetcher) Run(ctx context.Context, emit func(Chunk) error) (rows int64, 
 			}
 			args := []any{f.formats}
 			args = append(args, after...)
-			qrows, err := f.tx.Query(ctx, f.chunkSQL(after != nil), args...)
+			qctx, cancel := context.WithCancel(ctx)
+			qrows, err := f.tx.Query(qctx, f.chunkSQL(after != nil), args...)
 			if err != nil {
+				cancel()
 				return rows, f.queryError(err)
 			}
 			for qrows.Next() {
 				if err := write(qrows.RawValues()); err != nil {
+					cancel() // before Close, which would read the rest of the chunk
 					qrows.Close()
 					return rows, err
 				}
 				rows++
 			}
 			qrows.Close()
+			cancel()
 			if err := qrows.Err(); err != nil {
 				return rows, f.queryError(err)
 			}
@@ -637,7 +693,21 @@ func (r *rowConverter) lastKey(m *pgtype.Map, formats pgx.QueryResultFormats) ([
 			vals[j] = string(r.prevKey[j])
 			continue
 		}
-		v, err := t.Codec.DecodeValue(m, oid, format, r.prevKey[j])
+		var v any
+		var err error
+		switch r.cols[i].Kind {
+		case column.TimestampTZ: // these keep infinity, which pgx can send back
+			var ts pgtype.Timestamptz
+			err, v = m.Scan(oid, format, r.prevKey[j], &ts), ts
+		case column.Timestamp:
+			var ts pgtype.Timestamp
+			err, v = m.Scan(oid, format, r.prevKey[j], &ts), ts
+		case column.Date:
+			var d pgtype.Date
+			err, v = m.Scan(oid, format, r.prevKey[j], &d), d
+		default:
+			v, err = t.Codec.DecodeValue(m, oid, format, r.prevKey[j])
+		}
 		if err != nil {
 			return nil, fmt.Errorf("column %q: %w", r.cols[i].Name, err)
 		}

@@ -59,6 +59,12 @@ func appendTime(dst []byte, kind column.Kind, v []byte, loc *time.Location) ([]b
 		if kind == column.Timestamp {
 			return t.UTC().AppendFormat(dst, layoutLocal), nil
 		}
-		return t.In(loc).AppendFormat(dst, layoutTZ), nil
+		t = t.In(loc)
+		if _, off := t.Zone(); off%60 != 0 {
+			// RFC 3339 offsets have no seconds (local mean time before
+			// 1900 had them): give the same instant in UTC.
+			t = t.UTC()
+		}
+		return t.AppendFormat(dst, layoutTZ), nil
 	}
 }

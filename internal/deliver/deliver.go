@@ -33,7 +33,7 @@ type File struct {
 
 // Remover is a destination that can delete a file it holds. The pipeline
 // uses it to take down an earlier manifest before replacing the files it
-// describes, and to take back files of a delivery that failed part way.
+// describes.
 type Remover interface {
 	Remove(ctx context.Context, name string) error
 }

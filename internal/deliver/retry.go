@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -55,8 +56,11 @@ func (r *retrying) Put(ctx context.Context, name string, src File) error {
 func (r *retrying) do(ctx context.Context, what string, op func() error) error {
 	var err error
 	for attempt := 0; ; attempt++ {
-		if err = op(); err == nil || IsPermanent(err) || ctx.Err() != nil {
+		if err = op(); err == nil || IsPermanent(err) {
 			return err
+		}
+		if ctx.Err() != nil {
+			return errors.Join(err, ctx.Err())
 		}
 		if attempt >= r.p.Retries {
 			if r.p.Retries > 0 {
@@ -71,7 +75,7 @@ func (r *retrying) do(ctx context.Context, what string, op func() error) error {
 		wait = time.Duration(rand.Int64N(int64(wait)) + 1) // full jitter
 		r.p.Logger.Warn("deliver: retrying", "destination", r.String(), "op", what, "attempt", attempt+1, "wait", wait.Round(time.Millisecond).String(), "error", err.Error())
 		if serr := r.p.sleep(ctx, wait); serr != nil {
-			return err
+			return errors.Join(err, serr)
 		}
 	}
 }

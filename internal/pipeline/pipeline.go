@@ -78,9 +78,11 @@ func (p *Progress) setPhase(s string) {
 	}
 }
 
-// Run runs the export on conn and returns its manifest, already delivered.
-// On error nothing has been delivered under a final name by this run and
-// no manifest was written.
+// Run runs the export on conn and returns its manifest and what each
+// destination got. An error before delivery leaves nothing under a final
+// name and no manifest. A destination that fails part way keeps the files
+// that arrived whole and verified, but gets no manifest: a re-run skips
+// those files and sends the rest.
 func Run(ctx context.Context, conn *pgx.Conn, cfg Config, prog *Progress) (*Result, error) {
 	if prog == nil {
 		prog = &Progress{}
@@ -166,7 +168,11 @@ func Run(ctx context.Context, conn *pgx.Conn, cfg Config, prog *Progress) (*Resu
 		g.Go(func() error {
 			return chunks.each(gctx, i, func(c chunk.Chunk) error {
 				if err := o.writeChunk(c.Path); err != nil {
-					return err
+					var ae *agg.ConfigError
+					if errors.As(err, &ae) || gctx.Err() != nil {
+						return err
+					}
+					return &OutputError{Err: err}
 				}
 				n := written[i].Add(c.Rows)
 				minWritten := n
@@ -227,6 +233,23 @@ func Run(ctx context.Context, conn *pgx.Conn, cfg Config, prog *Progress) (*Resu
 		return res, err
 	}
 	return res, nil
+}
+
+// writeFileSync writes a file and syncs it to disk.
+func writeFileSync(path string, body []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // Result is a finished export: its manifest and what each destination got.
@@ -322,7 +345,7 @@ func deliverTo(ctx context.Context, d deliver.Destination, stageDir string, m *m
 		return fail("manifest: %w", err)
 	}
 	path := filepath.Join(stageDir, fmt.Sprintf(".manifest-%p.json", d))
-	if err := os.WriteFile(path, body, 0o644); err != nil {
+	if err := writeFileSync(path, body); err != nil {
 		return fail("write manifest: %w", err)
 	}
 	defer os.Remove(path)
