@@ -10,6 +10,8 @@ import (
 
 	"github.com/exporter-dev/exporter/internal/deliver"
 	"github.com/exporter-dev/exporter/internal/deliver/local"
+	s3dest "github.com/exporter-dev/exporter/internal/deliver/s3"
+	sftpdest "github.com/exporter-dev/exporter/internal/deliver/sftp"
 	"github.com/exporter-dev/exporter/internal/pipeline"
 	"github.com/spf13/cobra"
 )
@@ -65,8 +67,16 @@ func (o *exportOptions) checkDestinations() error {
 	for _, out := range o.Out {
 		switch s := scheme(out); s {
 		case "":
+		case "s3":
+			if _, _, err := s3dest.ParseURL(out); err != nil {
+				return usagef("--out %s: %w", out, err)
+			}
+		case "sftp":
+			if _, _, _, _, err := sftpdest.ParseURL(out); err != nil {
+				return usagef("--out: %w", err)
+			}
 		default:
-			return usagef("--out %s: destination scheme %q is not supported yet; give a local folder", out, s)
+			return usagef("--out %s: unknown destination scheme %q: give a local folder, s3://bucket/prefix/ or sftp://user@host/path/", out, s)
 		}
 	}
 	if o.Retries < 0 {
@@ -89,18 +99,52 @@ func (o *exportOptions) destinations(ctx context.Context, a *app) ([]deliver.Des
 	var dests []deliver.Destination
 	for _, out := range o.Out {
 		var d deliver.Destination
+		var err error
 		switch scheme(out) {
 		case "":
-			c, err := local.New(out)
-			if err != nil {
-				closeDestinations(dests)
-				return nil, &pipeline.OutputError{Err: err}
-			}
-			d = c
+			d, err = local.New(out)
+		case "s3":
+			d, err = o.s3Destination(ctx, a, out)
+		case "sftp":
+			d, err = o.sftpDestination(a, out)
+		}
+		if err != nil {
+			closeDestinations(dests)
+			return nil, &pipeline.OutputError{Err: err}
 		}
 		dests = append(dests, deliver.WithRetry(d, policy))
 	}
 	return dests, nil
+}
+
+func (o *exportOptions) s3Destination(ctx context.Context, a *app, out string) (deliver.Destination, error) {
+	bucket, prefix, err := s3dest.ParseURL(out)
+	if err != nil {
+		return nil, err
+	}
+	return s3dest.New(ctx, s3dest.Config{
+		Bucket: bucket, Prefix: prefix, Endpoint: o.S3Endpoint, PathStyle: o.S3PathStyle, Region: o.S3Region,
+		SSE: o.S3SSE, KMSKeyID: o.S3KMSKeyID, StorageClass: o.S3StorageClass, PresignTTL: o.Presign, Logger: a.logger,
+	})
+}
+
+func (o *exportOptions) sftpDestination(a *app, out string) (deliver.Destination, error) {
+	user, host, port, path, err := sftpdest.ParseURL(out)
+	if err != nil {
+		return nil, err
+	}
+	passphrase, password := a.getenv("EXPORTER_SFTP_KEY_PASSPHRASE"), a.getenv("EXPORTER_SFTP_PASSWORD")
+	for _, s := range []string{passphrase, password} {
+		if s != "" {
+			a.secrets = append(a.secrets, s)
+		}
+	}
+	return sftpdest.New(sftpdest.Config{
+		User: user, Host: host, Port: port, Path: path,
+		KeyFile: o.SFTPKey, KeyPassphrase: passphrase, Password: password,
+		UseAgent:       o.SFTPKey == "" && password == "" && a.getenv("SSH_AUTH_SOCK") != "",
+		KnownHostsFile: o.SFTPKnownHosts, InsecureAcceptHostKey: o.SFTPInsecureAccept, Logger: a.logger,
+	})
 }
 
 func closeDestinations(dests []deliver.Destination) {

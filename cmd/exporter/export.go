@@ -110,7 +110,7 @@ carries the grand totals.
 	fl.StringVar(&opts.Query, "query", "", "SQL query to export")
 	fl.StringVar(&opts.QueryFile, "query-file", "", "file holding the SQL query to export")
 	fl.StringSliceVar(&opts.Key, "key", nil, "key columns, unique and non-NULL together, comma-separated: the fetch order")
-	fl.StringArrayVar(&opts.Out, "out", nil, "destination, repeatable: a local folder (created if missing)")
+	fl.StringArrayVar(&opts.Out, "out", nil, "destination, repeatable: a local folder (created if missing), s3://bucket/prefix/ or sftp://user@host[:port]/path/")
 	fl.StringArrayVar(&opts.Formats, "format", nil, "output format, repeatable: xlsx, csv, csv.gz (default xlsx)")
 	fl.IntVar(&opts.ChunkRows, "chunk-rows", 50000, "rows fetched per chunk")
 	fl.IntVar(&opts.MaxRowsPerSheet, "max-rows-per-sheet", maxSheetRows, "data rows per XLSX sheet (at most 1048575)")
