@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -78,7 +79,7 @@ func TestDeliverToS3AndSFTP(t *testing.T) {
 	var s3m struct {
 		Files []struct{ Name, URL, SHA256 string }
 	}
-	if err := jsonUnmarshal(get("exports/manifest.json"), &s3m); err != nil {
+	if err := json.Unmarshal(get("exports/manifest.json"), &s3m); err != nil {
 		t.Fatal(err)
 	}
 	if len(s3m.Files) == 0 || s3m.Files[0].URL == "" || !strings.Contains(r.stdout, "url\t"+s3m.Files[0].Name) {

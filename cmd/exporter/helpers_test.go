@@ -3,13 +3,10 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"net/http"
 	"os"
 	"testing"
 )
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 // testHTTPClient trusts the CA certificate in caFile, if any.
 func testHTTPClient(t *testing.T, caFile string) *http.Client {
