@@ -93,3 +93,18 @@ func TestProgressLine(t *testing.T) {
 		t.Fatalf("progress drawn on a non-terminal: %q", stderr.String())
 	}
 }
+
+func TestLogsAreRedacted(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		var stderr bytes.Buffer
+		a := &app{stderr: &stderr, logFormat: format, progress: "never"}
+		if err := a.setup(); err != nil {
+			t.Fatal(err)
+		}
+		a.secrets = []string{"s3cr3t-pw"}
+		a.logger.Warn("connect to postgres://u:s3cr3t-pw@db/x failed", "error", "auth s3cr3t-pw", "n", 3)
+		if strings.Contains(stderr.String(), "s3cr3t-pw") || !strings.Contains(stderr.String(), "xxxxx") {
+			t.Fatalf("%s log not redacted: %s", format, stderr.String())
+		}
+	}
+}

@@ -104,11 +104,21 @@ not grow with the number of rows.
 }
 
 func (a *app) setup() error {
+	// Every string in a log record passes through redact: a password
+	// from a DSN or the environment never reaches the log.
+	opts := &slog.HandlerOptions{ReplaceAttr: func(_ []string, at slog.Attr) slog.Attr {
+		if at.Value.Kind() == slog.KindString {
+			if s := at.Value.String(); s != "" {
+				at.Value = slog.StringValue(a.redact(s))
+			}
+		}
+		return at
+	}}
 	switch a.logFormat {
 	case "text":
-		a.logger = slog.New(slog.NewTextHandler(a.stderr, nil))
+		a.logger = slog.New(slog.NewTextHandler(a.stderr, opts))
 	case "json":
-		a.logger = slog.New(slog.NewJSONHandler(a.stderr, nil))
+		a.logger = slog.New(slog.NewJSONHandler(a.stderr, opts))
 	default:
 		return usagef("--log-format must be text or json, not %q", a.logFormat)
 	}
