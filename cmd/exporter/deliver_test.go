@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -141,4 +142,51 @@ func mustReadBytes(t *testing.T, path string) []byte {
 func httpClientFor(t *testing.T, srv *s3test.Server) *http.Client {
 	t.Helper()
 	return testHTTPClient(t, srv.CAFile)
+}
+
+// TestDeliveryRetriesUntilServersReturn stops both servers before the
+// export and starts them again a few seconds later: delivery is retried
+// with backoff until it succeeds, and every file arrives whole.
+func TestDeliveryRetriesUntilServersReturn(t *testing.T) {
+	dsn := newDB(t, `CREATE TABLE rt (id int PRIMARY KEY, v text); INSERT INTO rt SELECT i, md5(i::text) FROM generate_series(1, 2000) i;`)
+	s3srv := s3test.Start(t, false)
+	s3srv.SetEnv(t)
+	s3srv.CreateBucket(t, "drop")
+	ssh := sshtest.Start(t)
+	remote := filepath.Join(t.TempDir(), "drop")
+	s3srv.Stop()
+	ssh.Stop()
+	restarted := make(chan struct{})
+	go func() {
+		defer close(restarted)
+		time.Sleep(3 * time.Second)
+		s3srv.Restart()
+		ssh.Restart()
+	}()
+	r := runCLI(t, nil, "export", "--dsn", dsn, "--query", "SELECT * FROM rt", "--key", "id", "--format", "csv", "--format", "xlsx",
+		// SFTP first: a refused connection is ours to retry. The S3 SDK
+		// retries each request itself before our retry sees an error.
+		"--out", fmt.Sprintf("sftp://%s@127.0.0.1:%d%s/", ssh.User, ssh.Port, remote),
+		"--sftp-key", ssh.KeyFile, "--sftp-known-hosts", ssh.KnownHostsFile,
+		"--out", "s3://drop/r/", "--s3-endpoint", s3srv.Endpoint, "--s3-path-style",
+		"--retries", "20", "--retry-max-wait", "1s", "--log-format", "json")
+	<-restarted
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "deliver: retrying") || strings.Count(r.stdout, "delivered\t") != 2 {
+		t.Fatalf("expected retries, then two deliveries:\n%s\n%s", r.stdout, r.stderr)
+	}
+	for _, name := range []string{"export-0001.csv", "export-0001.xlsx", "manifest.json"} {
+		if _, err := os.Stat(filepath.Join(remote, name)); err != nil {
+			t.Errorf("sftp: %v", err)
+		}
+		if _, err := s3srv.Client(t).HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String("drop"), Key: aws.String("r/" + name)}); err != nil {
+			t.Errorf("s3 %s: %v", name, err)
+		}
+	}
+	left, _ := filepath.Glob(filepath.Join(remote, ".*"))
+	if len(left) > 0 {
+		t.Errorf("temporary files left on the SFTP server: %v", left)
+	}
 }
