@@ -108,3 +108,15 @@ func TestLogsAreRedacted(t *testing.T) {
 		}
 	}
 }
+
+func TestProgressLineClearedBeforeLogs(t *testing.T) {
+	var stderr bytes.Buffer
+	pw := &progressWriter{w: &stderr}
+	pw.draw("fetch 10 rows")
+	_, _ = pw.Write([]byte("level=INFO msg=hello\n"))
+	pw.draw("fetch 20 rows")
+	pw.clear()
+	if got, want := stderr.String(), "\r\033[Kfetch 10 rows\r\033[Klevel=INFO msg=hello\n\r\033[Kfetch 20 rows\r\033[K"; got != want {
+		t.Fatalf("stderr %q, want %q", got, want)
+	}
+}

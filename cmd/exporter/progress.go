@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/exporter-dev/exporter/internal/pipeline"
@@ -22,6 +24,10 @@ func startProgress(a *app, p *pipeline.Progress) func() {
 	if !on {
 		return func() {}
 	}
+	pw := a.logw
+	if pw == nil {
+		pw = &progressWriter{w: a.stderr}
+	}
 	start := time.Now()
 	done := make(chan struct{})
 	stopped := make(chan struct{})
@@ -32,16 +38,50 @@ func startProgress(a *app, p *pipeline.Progress) func() {
 		for {
 			select {
 			case <-done:
-				fmt.Fprint(a.stderr, "\r\033[K")
+				pw.clear()
 				return
 			case <-t.C:
-				fmt.Fprint(a.stderr, "\r\033[K"+progressLine(p, time.Since(start)))
+				pw.draw(progressLine(p, time.Since(start)))
 			}
 		}
 	}()
 	return func() {
 		close(done)
 		<-stopped
+	}
+}
+
+// progressWriter is stderr shared by the progress line and the logs: a log
+// record first clears the line, which the next tick draws again.
+type progressWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	active bool // a progress line is on screen
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.active {
+		_, _ = io.WriteString(p.w, "\r\033[K")
+		p.active = false
+	}
+	return p.w.Write(b)
+}
+
+func (p *progressWriter) draw(line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, _ = io.WriteString(p.w, "\r\033[K"+line)
+	p.active = true
+}
+
+func (p *progressWriter) clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.active {
+		_, _ = io.WriteString(p.w, "\r\033[K")
+		p.active = false
 	}
 }
 

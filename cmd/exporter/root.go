@@ -51,6 +51,8 @@ type app struct {
 	secrets        []string // redacted from every message
 	cpuProfile     string
 	stopProfile    func()
+	// logw is stderr for logs: it clears the progress line before a record.
+	logw *progressWriter
 }
 
 // usageError is a mistake in how the command was called.
@@ -124,11 +126,12 @@ func (a *app) setup() error {
 		}
 		return at
 	}}
+	a.logw = &progressWriter{w: a.stderr}
 	switch a.logFormat {
 	case "text":
-		a.logger = slog.New(slog.NewTextHandler(a.stderr, opts))
+		a.logger = slog.New(slog.NewTextHandler(a.logw, opts))
 	case "json":
-		a.logger = slog.New(slog.NewJSONHandler(a.stderr, opts))
+		a.logger = slog.New(slog.NewJSONHandler(a.logw, opts))
 	default:
 		return usagef("--log-format must be text or json, not %q", a.logFormat)
 	}
