@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,6 +131,31 @@ func TestDeliveryFailureIsReported(t *testing.T) {
 	}
 }
 
+// watchWriter collects what is written and closes seen when want appears.
+type watchWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *watchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return len(p), nil
+}
+
+func (w *watchWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
 func mustReadBytes(t *testing.T, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -156,20 +183,27 @@ func TestDeliveryRetriesUntilServersReturn(t *testing.T) {
 	remote := filepath.Join(t.TempDir(), "drop")
 	s3srv.Stop()
 	ssh.Stop()
+	// Start them again once delivery has failed and is being retried.
+	stderr := &watchWriter{want: "deliver: retrying", seen: make(chan struct{})}
 	restarted := make(chan struct{})
 	go func() {
 		defer close(restarted)
-		time.Sleep(3 * time.Second)
+		select {
+		case <-stderr.seen:
+		case <-time.After(2 * time.Minute):
+		}
 		s3srv.Restart()
 		ssh.Restart()
 	}()
-	r := runCLI(t, nil, "export", "--dsn", dsn, "--query", "SELECT * FROM rt", "--key", "id", "--format", "csv", "--format", "xlsx",
+	var stdout bytes.Buffer
+	code := run(context.Background(), []string{"export", "--dsn", dsn, "--query", "SELECT * FROM rt", "--key", "id", "--format", "csv", "--format", "xlsx",
 		// SFTP first: a refused connection is ours to retry. The S3 SDK
 		// retries each request itself before our retry sees an error.
 		"--out", fmt.Sprintf("sftp://%s@127.0.0.1:%d%s/", ssh.User, ssh.Port, remote),
 		"--sftp-key", ssh.KeyFile, "--sftp-known-hosts", ssh.KnownHostsFile,
 		"--out", "s3://drop/r/", "--s3-endpoint", s3srv.Endpoint, "--s3-path-style",
-		"--retries", "20", "--retry-max-wait", "1s", "--log-format", "json")
+		"--retries", "30", "--retry-max-wait", "1s", "--log-format", "json"}, &stdout, stderr, func(string) string { return "" })
+	r := result{code, stdout.String(), stderr.String()}
 	<-restarted
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
