@@ -406,7 +406,7 @@ func TestJSONLogs(t *testing.T) {
 	dsn := newDB(t, `CREATE TABLE g (id int, v int); INSERT INTO g SELECT i % 5, i FROM generate_series(1, 50) i;`)
 	out := t.TempDir()
 	r := runCLI(t, map[string]string{"DATABASE_URL": dsn}, "export", "--query", "SELECT id, sum(v) AS total FROM g GROUP BY id", "--key", "id",
-		"--out", out, "--log-format", "json", "--format", "csv")
+		"--out", out, "--log-format", "json", "--format", "csv", "--chunk-rows", "2")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}

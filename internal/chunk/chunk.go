@@ -278,8 +278,30 @@ func (f *Fetcher) chooseMode(ctx context.Context) error {
 		return nil
 	}
 	f.mode = Stream
+	if rows := planRows(plan); rows >= 0 && rows <= float64(f.cfg.ChunkRows) {
+		// The planner expects one chunk at most (a small table is read
+		// whole rather than through its index): nothing would be rescanned.
+		f.log.Debug("fetch: streaming the query once: the planner expects at most one chunk", "estimated_rows", rows)
+		return nil
+	}
 	f.reason = fmt.Sprintf("the key predicate on (%s) cannot use an index (plan starts with %s), so every chunk would rescan the query: streaming it once in key order instead", strings.Join(f.cfg.Key, ", "), top)
 	return nil
+}
+
+// planRows is the planner's estimate of the rows the chunk query reads
+// before its LIMIT: the input of the top node, or -1 if unknown.
+func planRows(raw []byte) float64 {
+	var plans []struct {
+		Plan struct {
+			Plans []struct {
+				PlanRows float64 `json:"Plan Rows"`
+			} `json:"Plans"`
+		} `json:"Plan"`
+	}
+	if err := json.Unmarshal(raw, &plans); err != nil || len(plans) == 0 || len(plans[0].Plan.Plans) == 0 {
+		return -1
+	}
+	return plans[0].Plan.Plans[0].PlanRows
 }
 
 // planUsesIndexForKey reports whether any node of an EXPLAIN (FORMAT JSON)
