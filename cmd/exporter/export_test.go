@@ -489,3 +489,50 @@ func TestRerunSkipsWhatIsThere(t *testing.T) {
 		t.Fatalf("export-0002.csv was not restored: %q", readBackCSV[:min(40, len(readBackCSV))])
 	}
 }
+
+// TestDSNFromPGEnvironment connects with libpq's PG* variables when there is
+// neither --dsn nor DATABASE_URL.
+func TestDSNFromPGEnvironment(t *testing.T) {
+	dsn := newDB(t, `CREATE TABLE pe (id int PRIMARY KEY); INSERT INTO pe SELECT generate_series(1, 5);`)
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PGHOST", cfg.Host)
+	t.Setenv("PGPORT", strconv.Itoa(int(cfg.Port)))
+	t.Setenv("PGUSER", cfg.User)
+	t.Setenv("PGDATABASE", cfg.Database)
+	out := t.TempDir()
+	r := runCLI(t, nil, "export", "--query", "SELECT * FROM pe", "--key", "id", "--out", out, "--format", "csv")
+	if r.code != 0 || readManifest(t, out).Rows != 5 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+}
+
+// TestMaxFileBytes checks that no delivered file passes --max-file-bytes
+// and that the rows add up, in every format.
+func TestMaxFileBytes(t *testing.T) {
+	dsn := newDB(t, `CREATE TABLE mb (id int PRIMARY KEY, v text); INSERT INTO mb SELECT i, md5(i::text) || md5((i * 7)::text) FROM generate_series(1, 4000) i;`)
+	out := t.TempDir()
+	const limit = 40000
+	r := runCLI(t, nil, "export", "--dsn", dsn, "--query", "SELECT * FROM mb", "--key", "id", "--out", out,
+		"--format", "xlsx", "--format", "csv", "--format", "csv.gz", "--max-file-bytes", "40KB")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	rows := map[string]int64{}
+	files := map[string]int{}
+	for _, f := range readManifest(t, out).Files {
+		st, err := os.Stat(filepath.Join(out, f.Name))
+		if err != nil || st.Size() != f.Bytes || f.Bytes > limit {
+			t.Errorf("%s: %d bytes (manifest %d), limit %d, %v", f.Name, st.Size(), f.Bytes, limit, err)
+		}
+		rows[f.Format] += f.Rows
+		files[f.Format]++
+	}
+	for _, format := range []string{"xlsx", "csv", "csv.gz"} {
+		if rows[format] != 4000 || files[format] < 2 {
+			t.Errorf("%s: %d rows in %d files, want 4000 rows split over several", format, rows[format], files[format])
+		}
+	}
+}
