@@ -49,14 +49,17 @@ type exportOptions struct {
 func newExportCmd(a *app, runF func(context.Context, *exportOptions) error) *cobra.Command {
 	opts := &exportOptions{}
 	cmd := &cobra.Command{
-		Use:   "export --query SQL --key COL --out DIR",
+		Use:   "export --query SQL --key COL --out DEST",
 		Short: "Export a query's rows to XLSX and CSV files with a manifest",
 		Long: `Export runs the query inside one REPEATABLE READ READ ONLY transaction,
 fetching its rows in chunks ordered by the key columns, which must be
 non-NULL and unique together. Each chunk is spilled to a CSV file as it
 arrives; XLSX and CSV outputs are written from the spill while the fetch
-goes on. Files appear in the output folder under their final names only
-when complete, and manifest.json is written last.
+goes on. The files are then delivered to every --out (a local folder,
+s3://bucket/prefix/ or sftp://user@host/path/): each appears under its
+final name only when complete, a file already there with the same size
+and SHA-256 is skipped, transient failures are retried, and
+manifest.json goes last.
 
 The DSN comes from --dsn, else DATABASE_URL, else libpq's PG* variables
 (PGHOST, PGUSER, PGPASSWORD, ...).
@@ -87,10 +90,15 @@ carries the grand totals.
     --format xlsx --format csv.gz --max-rows-per-file 200000 \
     --timezone Europe/Paris --name monthly-2025-01 --out /srv/exports/acme
 
-  # With a summary: totals per region and day, in PREFIX-summary.xlsx beside the data
+  # With a summary: totals per region, in PREFIX-summary.xlsx beside the data
   exporter export --query-file orders.sql --key id --out ./out \
     --group-by region --agg 'count(*)' --agg 'sum(amount)' --agg 'avg(amount)' \
     --agg 'count_distinct(customer_id)' --agg 'p95(amount)'
+
+  # Deliver to a client's S3 bucket and SFTP drop folder, with download links
+  exporter export --query-file nightly.sql --key id --format xlsx \
+    --out s3://acme-exports/nightly/ --presign 72h \
+    --out sftp://acme@sftp.acme.example/inbox/ --sftp-key ~/.ssh/acme_ed25519
 
   # From cron: JSON logs, no progress line
   exporter export --query-file nightly.sql --key id --out /srv/drop --log-format json --progress never`,

@@ -33,11 +33,12 @@ const (
 const exitCodesHelp = `Exit codes:
   0    success
   1    unexpected failure
-  2    usage error: bad flag or argument, unknown key or aggregate column
+  2    usage error: bad flag or argument, unknown key or aggregate column,
+       time zone PostgreSQL does not know
   3    database unreachable or authentication failed
   4    PostgreSQL rejected the query (message and position shown)
   5    key columns hold NULL or duplicate values
-  6    output not writable or delivery failed
+  6    output not writable, or delivery failed to at least one destination
   130  interrupted (SIGINT or SIGTERM)
 `
 
