@@ -629,7 +629,7 @@ func (r *rowConverter) convert(raw [][]byte) ([][]byte, error) {
 		if v == nil {
 			return nil, &KeyError{Column: r.cols[i].Name, Reason: "null"}
 		}
-		if same && !bytes.Equal(v, r.prevKey[j]) {
+		if same && !keyEqual(r.cols[i].Kind, v, r.prevKey[j]) {
 			same = false
 		}
 	}
@@ -667,6 +667,35 @@ func (r *rowConverter) convert(raw [][]byte) ([][]byte, error) {
 		}
 	}
 	return r.out, nil
+}
+
+// keyEqual compares two wire values of a key column as SQL does where their
+// bytes can differ: numeric 1.0 = 1.00 and float -0 = 0 (both in text).
+func keyEqual(kind column.Kind, a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	switch kind {
+	case column.Numeric:
+		return bytes.Equal(trimFraction(a), trimFraction(b))
+	case column.Float:
+		return isZero(a) && isZero(b)
+	}
+	return false
+}
+
+// trimFraction drops trailing zeros of a decimal's fraction, and the point.
+func trimFraction(d []byte) []byte {
+	if bytes.IndexByte(d, '.') < 0 {
+		return d
+	}
+	d = bytes.TrimRight(d, "0")
+	return bytes.TrimSuffix(d, []byte("."))
+}
+
+func isZero(f []byte) bool {
+	f = bytes.TrimPrefix(f, []byte("-"))
+	return bytes.Equal(f, []byte("0"))
 }
 
 var (

@@ -145,6 +145,7 @@ func TestKeyErrors(t *testing.T) {
 		INSERT INTO dn SELECT i, 'x' FROM generate_series(1, 10) i; INSERT INTO dn VALUES (NULL, 'null key');
 		CREATE TABLE db (id int); CREATE INDEX ON db (id);
 		INSERT INTO db SELECT i FROM generate_series(1, 10) i; INSERT INTO db VALUES (4);
+		CREATE TABLE nk (k numeric); CREATE INDEX ON nk (k); INSERT INTO nk VALUES (0.5), (1.0), (1.00), (2);
 		CREATE TABLE c2 (a int NOT NULL, b int); CREATE INDEX ON c2 (a, b);
 		INSERT INTO c2 VALUES (1, 1), (1, NULL), (2, 1);`)
 	tests := []struct {
@@ -162,6 +163,7 @@ func TestKeyErrors(t *testing.T) {
 		{"duplicate inside a chunk", "SELECT * FROM db", []string{"id"}, 100, "duplicate", "id"},
 		{"duplicate straddling chunks", "SELECT * FROM db", []string{"id"}, 4, "duplicate", "id"},
 		{"duplicate in stream", "SELECT id FROM db GROUP BY id, ctid", []string{"id"}, 4, "duplicate", "id"},
+		{"numeric duplicate of another scale", "SELECT * FROM nk", []string{"k"}, 100, "duplicate", "k"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -296,5 +298,28 @@ func TestSnapshot(t *testing.T) {
 	}
 	if n != 100 || rows != 100 {
 		t.Fatalf("fetched %d rows (%d in chunks), want the 100 of the snapshot", n, rows)
+	}
+}
+
+func TestKeyEqual(t *testing.T) {
+	tests := []struct {
+		kind column.Kind
+		a, b string
+		want bool
+	}{
+		{column.Numeric, "1.0", "1.00", true},
+		{column.Numeric, "1", "1.000", true},
+		{column.Numeric, "10", "1.0", false},
+		{column.Numeric, "100", "1", false},
+		{column.Numeric, "-0.50", "-0.5", true},
+		{column.Float, "-0", "0", true},
+		{column.Float, "1", "1.0", false},
+		{column.Text, "a", "a ", false},
+		{column.Int, "7", "7", true},
+	}
+	for _, tt := range tests {
+		if got := keyEqual(tt.kind, []byte(tt.a), []byte(tt.b)); got != tt.want {
+			t.Errorf("keyEqual(%s, %q, %q) = %v, want %v", tt.kind, tt.a, tt.b, got, tt.want)
+		}
 	}
 }
