@@ -28,6 +28,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/axiomhq/hyperloglog"
 	"github.com/exporter-dev/exporter/internal/column"
 )
 
@@ -283,9 +284,9 @@ func newState(sp Spec, col column.Column, mem *int64, chunk int) state {
 	case "count_distinct":
 		return &distinct{mem: mem, k: k, chunk: chunk}
 	case "approx_count_distinct":
-		return &approx{mem: mem, k: k}
+		return &approx{promoting: promoting[uint64, hyperloglog.Sketch]{mem: mem, chargeCap: approxCharge}, k: k}
 	}
-	return &quant{mem: mem, k: k, q: sp.Quantile}
+	return &quant{promoting: promoting[float64, qsketch]{mem: mem, chargeCap: quantCharge}, k: k, q: sp.Quantile}
 }
 
 func (a *Aggregator) newStates(mem *int64) []state {

@@ -792,6 +792,55 @@ func (s *distinct) result(dst []byte, g uint32) ([]byte, bool) {
 // a HyperLogLog sketch; up to there the count is exact.
 var approxRaw = 32
 
+// promoting keeps, per group, the few values a sketch aggregate has seen
+// until the group needs a sketch, and charges the memory of both: the
+// bookkeeping approx and quant share.
+type promoting[R any, S any] struct {
+	mem       *int64
+	raw       [][]R
+	sk        []*S // nil until some group needs a sketch
+	charged   []int32
+	chargeCap int32 // the most one sketch is charged
+}
+
+func (p *promoting[R, S]) grow() {
+	p.raw = appendMem(p.mem, p.raw, nil)
+	if p.sk != nil {
+		p.sk = appendMem(p.mem, p.sk, nil)
+		p.charged = appendMem(p.mem, p.charged, 0)
+	}
+}
+
+func (p *promoting[R, S]) reset(keep bool) {
+	p.raw = truncate(p.raw, keep)
+	p.sk = nil
+	p.charged = nil
+}
+
+// charge adds n bytes to group g's sketch, up to chargeCap.
+func (p *promoting[R, S]) charge(g uint32, n int32) {
+	if c := p.charged[g]; c < p.chargeCap {
+		n = min(n, p.chargeCap-c)
+		p.charged[g] += n
+		*p.mem += int64(n)
+	}
+}
+
+// promoteWith replaces group g's raw values with the sketch made of them.
+func (p *promoting[R, S]) promoteWith(g uint32, sketch func(raw []R) *S) {
+	if p.sk == nil {
+		p.sk = make([]*S, len(p.raw), cap(p.raw))
+		p.charged = make([]int32, len(p.raw), cap(p.raw))
+		*p.mem += int64(cap(p.raw)) * 12
+	}
+	sk := sketch(p.raw[g])
+	var r R
+	*p.mem -= int64(cap(p.raw[g])) * int64(unsafe.Sizeof(r))
+	p.raw[g] = nil
+	p.sk[g] = sk
+	p.charge(g, 1024)
+}
+
 // approxCharge caps what a sketch is charged: a dense precision-14 sketch
 // is 16 KiB of registers.
 const approxCharge = 20 << 10
@@ -800,26 +849,9 @@ const approxCharge = 20 << 10
 // result depends only on the set of value hashes, not on their order or on
 // how the rows were split among spills.
 type approx struct {
-	mem     *int64
+	promoting[uint64, hyperloglog.Sketch]
 	k       valueKind
-	raw     [][]uint64
-	sk      []*hyperloglog.Sketch // nil until some group needs a sketch
-	charged []int32
 	scratch []byte
-}
-
-func (s *approx) grow() {
-	s.raw = appendMem(s.mem, s.raw, nil)
-	if s.sk != nil {
-		s.sk = appendMem(s.mem, s.sk, nil)
-		s.charged = appendMem(s.mem, s.charged, 0)
-	}
-}
-
-func (s *approx) reset(keep bool) {
-	s.raw = truncate(s.raw, keep)
-	s.sk = nil
-	s.charged = nil
 }
 
 func (s *approx) add(g uint32, v []byte) error {
@@ -830,14 +862,6 @@ func (s *approx) add(g uint32, v []byte) error {
 	}
 	s.insert(g, metro.Hash64(enc, 1337))
 	return nil
-}
-
-func (s *approx) charge(g uint32, n int32) {
-	if c := s.charged[g]; c < approxCharge {
-		n = min(n, approxCharge-c)
-		s.charged[g] += n
-		*s.mem += int64(n)
-	}
 }
 
 func (s *approx) insert(g uint32, h uint64) {
@@ -861,19 +885,13 @@ func (s *approx) insert(g uint32, h uint64) {
 }
 
 func (s *approx) promote(g uint32) {
-	if s.sk == nil {
-		s.sk = make([]*hyperloglog.Sketch, len(s.raw), cap(s.raw))
-		s.charged = make([]int32, len(s.raw), cap(s.raw))
-		*s.mem += int64(cap(s.raw)) * 12
-	}
-	sk := hyperloglog.New14()
-	for _, h := range s.raw[g] {
-		sk.InsertHash(h)
-	}
-	*s.mem -= int64(cap(s.raw[g])) * 8
-	s.raw[g] = nil
-	s.sk[g] = sk
-	s.charge(g, 1024)
+	s.promoteWith(g, func(raw []uint64) *hyperloglog.Sketch {
+		sk := hyperloglog.New14()
+		for _, h := range raw {
+			sk.InsertHash(h)
+		}
+		return sk
+	})
 }
 
 func (s *approx) encode(dst []byte, g uint32) []byte {
@@ -1017,28 +1035,11 @@ func (q *qsketch) quantile(quantile float64) float64 {
 // group's values (raw values are put into a sketch at the end), so it does
 // not depend on their order or on spills. NaN is ignored.
 type quant struct {
-	mem     *int64
+	promoting[float64, qsketch]
 	k       valueKind
 	q       float64
-	raw     [][]float64
-	sk      []*qsketch // nil until some group needs a sketch
-	charged []int32
 	tmp     *qsketch
 	scratch []byte
-}
-
-func (s *quant) grow() {
-	s.raw = appendMem(s.mem, s.raw, nil)
-	if s.sk != nil {
-		s.sk = appendMem(s.mem, s.sk, nil)
-		s.charged = appendMem(s.mem, s.charged, 0)
-	}
-}
-
-func (s *quant) reset(keep bool) {
-	s.raw = truncate(s.raw, keep)
-	s.sk = nil
-	s.charged = nil
 }
 
 func (s *quant) add(g uint32, v []byte) error {
@@ -1050,14 +1051,6 @@ func (s *quant) add(g uint32, v []byte) error {
 		s.insert(g, x)
 	}
 	return nil
-}
-
-func (s *quant) charge(g uint32, n int32) {
-	if c := s.charged[g]; c < quantCharge {
-		n = min(n, quantCharge-c)
-		s.charged[g] += n
-		*s.mem += int64(n)
-	}
 }
 
 func (s *quant) insert(g uint32, x float64) {
@@ -1075,19 +1068,13 @@ func (s *quant) insert(g uint32, x float64) {
 }
 
 func (s *quant) promote(g uint32) {
-	if s.sk == nil {
-		s.sk = make([]*qsketch, len(s.raw), cap(s.raw))
-		s.charged = make([]int32, len(s.raw), cap(s.raw))
-		*s.mem += int64(cap(s.raw)) * 12
-	}
-	sk := newQSketch()
-	for _, x := range s.raw[g] {
-		sk.add(x)
-	}
-	*s.mem -= int64(cap(s.raw[g])) * 8
-	s.raw[g] = nil
-	s.sk[g] = sk
-	s.charge(g, 1024)
+	s.promoteWith(g, func(raw []float64) *qsketch {
+		sk := newQSketch()
+		for _, x := range raw {
+			sk.add(x)
+		}
+		return sk
+	})
 }
 
 func (s *quant) encode(dst []byte, g uint32) []byte {
