@@ -74,35 +74,15 @@ func (h *harness) runCase(ctx context.Context, c string, n int64) result {
 	switch c {
 	case caseExporterXLSX, caseExporterCSV:
 		prog = h.exporter
-		args = []string{"export",
-			"--dsn", h.dsn,
-			"--query", "SELECT * FROM " + table,
-			"--key", "id",
-			"--out", outDir,
-			"--format", strings.TrimPrefix(c, "exporter-"),
-			"--name", "bench",
-			"--progress", "never",
-			"--log-format", "json",
-		}
-		if h.chunkRows > 0 {
-			args = append(args, "--chunk-rows", strconv.Itoa(h.chunkRows))
-		}
+		args = h.exporterArgs(outDir, "SELECT * FROM "+table, strings.TrimPrefix(c, "exporter-"))
 		check = func(string) error { return checkManifest(outDir, n) }
 	case caseExporterAgg:
 		prog = h.exporter
-		args = []string{"export",
-			"--dsn", h.dsn,
-			"--query", "SELECT *, id % 500000 AS grp FROM " + table,
-			"--key", "id",
-			"--out", outDir,
-			"--format", "csv",
-			"--name", "bench",
-			"--progress", "never",
-			"--log-format", "json",
+		args = append(h.exporterArgs(outDir, "SELECT *, id % 500000 AS grp FROM "+table, "csv"),
 			"--group-by", "grp",
 			"--agg", "count(*)", "--agg", "sum(price)", "--agg", "avg(price)", "--agg", "min(created_at)",
 			"--agg", "count_distinct(region)", "--agg", "approx_count_distinct(code)", "--agg", "p95(qty)",
-		}
+		)
 		check = func(string) error { return checkManifest(outDir, n) }
 	case caseNaiveXLSX:
 		if err := os.MkdirAll(outDir, 0o755); err != nil {
@@ -153,6 +133,24 @@ func (h *harness) runCase(ctx context.Context, c string, n int64) result {
 		r.Err = err
 	}
 	return r
+}
+
+// exporterArgs are the exporter's arguments for one run.
+func (h *harness) exporterArgs(outDir, query, format string) []string {
+	args := []string{"export",
+		"--dsn", h.dsn,
+		"--query", query,
+		"--key", "id",
+		"--out", outDir,
+		"--format", format,
+		"--name", "bench",
+		"--progress", "never",
+		"--log-format", "json",
+	}
+	if h.chunkRows > 0 {
+		args = append(args, "--chunk-rows", strconv.Itoa(h.chunkRows))
+	}
+	return args
 }
 
 // runChild runs prog and returns its wall time and peak RSS in KiB.

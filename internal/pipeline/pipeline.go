@@ -21,11 +21,9 @@ import (
 	"github.com/exporter-dev/exporter/internal/agg"
 	"github.com/exporter-dev/exporter/internal/chunk"
 	"github.com/exporter-dev/exporter/internal/column"
-	"github.com/exporter-dev/exporter/internal/csvfile"
 	"github.com/exporter-dev/exporter/internal/deliver"
 	"github.com/exporter-dev/exporter/internal/manifest"
 	"github.com/exporter-dev/exporter/internal/spill"
-	"github.com/exporter-dev/exporter/internal/xlsx"
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 )
@@ -369,65 +367,24 @@ func sha256Hex(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// output is one format being written from the spilled chunks.
+// output is one consumer of the spilled chunks: a format's sink, or the
+// summary's aggregator.
 type output struct {
+	*sink
 	writeChunk func(path string) error
-	close      func() ([]manifest.File, error)
-	abort      func()
-	truncated  func() int64
 }
 
 func newOutputs(cols []column.Column, cfg Config, dir string, log *slog.Logger) ([]*output, error) {
-	var outs []*output
-	for _, format := range dedupe(cfg.Formats) {
-		switch format {
-		case FormatXLSX:
-			w, err := xlsx.NewWriter(cols, xlsx.Options{
-				Dir: dir, Prefix: cfg.Prefix, MaxRowsPerSheet: cfg.MaxRowsPerSheet,
-				MaxRowsPerFile: cfg.MaxRowsPerFile, MaxFileBytes: cfg.MaxFileBytes, TmpDir: dir, Logger: log,
-			})
-			if err != nil {
-				return nil, &OutputError{Err: err}
-			}
-			outs = append(outs, &output{
-				writeChunk: func(path string) error {
-					return eachRecord(path, func(fields [][]byte, _ []byte) error { return w.WriteRow(fields) })
-				},
-				close: func() ([]manifest.File, error) {
-					files, err := w.Close()
-					if err != nil {
-						return nil, &OutputError{Err: err}
-					}
-					return xlsxManifest(files, "data"), nil
-				},
-				abort:     w.Abort,
-				truncated: w.Truncated,
-			})
-		case FormatCSV, FormatCSVGz:
-			w, err := csvfile.NewWriter(cols, csvfile.Options{
-				Dir: dir, Prefix: cfg.Prefix, Gzip: format == FormatCSVGz,
-				MaxRowsPerFile: cfg.MaxRowsPerFile, MaxFileBytes: cfg.MaxFileBytes,
-			})
-			if err != nil {
-				return nil, &OutputError{Err: err}
-			}
-			outs = append(outs, &output{
-				writeChunk: func(path string) error {
-					return eachRecord(path, func(_ [][]byte, raw []byte) error { return w.WriteRecord(raw) })
-				},
-				close: func() ([]manifest.File, error) {
-					files, err := w.Close()
-					if err != nil {
-						return nil, &OutputError{Err: err}
-					}
-					return csvManifest(files, "data"), nil
-				},
-				abort:     w.Abort,
-				truncated: func() int64 { return 0 },
-			})
-		default:
-			return nil, fmt.Errorf("unknown format %q", format)
-		}
+	sinks, err := openSinks(cols, cfg.Formats, sinkOptions{
+		kind: "data", dir: dir, prefix: cfg.Prefix, maxRowsPerSheet: cfg.MaxRowsPerSheet,
+		maxRowsPerFile: cfg.MaxRowsPerFile, maxFileBytes: cfg.MaxFileBytes, log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	outs := make([]*output, len(sinks))
+	for i, s := range sinks {
+		outs[i] = &output{sink: s, writeChunk: func(path string) error { return eachRecord(path, s.write) }}
 	}
 	return outs, nil
 }

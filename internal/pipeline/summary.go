@@ -9,10 +9,7 @@ import (
 
 	"github.com/exporter-dev/exporter/internal/agg"
 	"github.com/exporter-dev/exporter/internal/column"
-	"github.com/exporter-dev/exporter/internal/csvfile"
 	"github.com/exporter-dev/exporter/internal/manifest"
-	"github.com/exporter-dev/exporter/internal/spill"
-	"github.com/exporter-dev/exporter/internal/xlsx"
 )
 
 // summaryOutput aggregates the rows as they stream through and writes the
@@ -43,70 +40,34 @@ func newSummary(cols []column.Column, cfg Config, dir string, log *slog.Logger) 
 
 func (s *summaryOutput) output() *output {
 	return &output{
+		sink: &sink{
+			close:     func() ([]manifest.File, error) { return nil, nil },
+			abort:     func() {},
+			truncated: func() int64 { return 0 },
+		},
 		writeChunk: func(path string) error {
 			return eachRecord(path, func(fields [][]byte, _ []byte) error { return s.agg.Add(fields) })
 		},
-		close:     func() ([]manifest.File, error) { return nil, nil },
-		abort:     func() {},
-		truncated: func() int64 { return 0 },
 	}
 }
 
 // finish writes the summary in every requested format and returns its files
 // and the grand totals.
 func (s *summaryOutput) finish() ([]manifest.File, *manifest.Totals, error) {
-	cols := s.agg.Columns()
-	type sink struct {
-		write func(row [][]byte) error
-		close func() ([]manifest.File, error)
-		abort func()
+	sinks, err := openSinks(s.agg.Columns(), s.cfg.Formats, sinkOptions{
+		kind: "summary", dir: s.dir, prefix: s.cfg.Prefix + "-summary", single: true, sheetName: "Summary", log: s.log,
+	})
+	if err != nil {
+		return nil, nil, err
 	}
-	var sinks []sink
 	abortAll := func() {
 		for _, k := range sinks {
 			k.abort()
 		}
 	}
-	for _, format := range dedupe(s.cfg.Formats) {
-		name := s.cfg.Prefix + "-summary." + format
-		switch format {
-		case FormatXLSX:
-			w, err := xlsx.NewWriter(cols, xlsx.Options{Dir: s.dir, Name: name, SheetName: "Summary", TmpDir: s.dir, Logger: s.log})
-			if err != nil {
-				abortAll()
-				return nil, nil, &OutputError{Err: err}
-			}
-			sinks = append(sinks, sink{
-				write: w.WriteRow,
-				close: func() ([]manifest.File, error) {
-					files, err := w.Close()
-					return xlsxManifest(files, "summary"), err
-				},
-				abort: w.Abort,
-			})
-		case FormatCSV, FormatCSVGz:
-			w, err := csvfile.NewWriter(cols, csvfile.Options{Dir: s.dir, Name: name, Gzip: format == FormatCSVGz})
-			if err != nil {
-				abortAll()
-				return nil, nil, &OutputError{Err: err}
-			}
-			var buf []byte
-			sinks = append(sinks, sink{
-				write: func(row [][]byte) error {
-					buf = spill.AppendRecord(buf[:0], row)
-					return w.WriteRecord(buf)
-				},
-				close: func() ([]manifest.File, error) {
-					files, err := w.Close()
-					return csvManifest(files, "summary"), err
-				},
-				abort: w.Abort,
-			})
-		}
-	}
-	err := s.agg.Finish(func(row [][]byte) error {
+	err = s.agg.Finish(func(row [][]byte) error {
 		for _, k := range sinks {
-			if err := k.write(row); err != nil {
+			if err := k.write(row, nil); err != nil {
 				return err
 			}
 		}
@@ -121,7 +82,7 @@ func (s *summaryOutput) finish() ([]manifest.File, *manifest.Totals, error) {
 		fs, err := k.close()
 		if err != nil {
 			abortAll()
-			return nil, nil, &OutputError{Err: fmt.Errorf("summary: %w", err)}
+			return nil, nil, fmt.Errorf("summary: %w", err)
 		}
 		files = append(files, fs...)
 	}
@@ -136,34 +97,4 @@ func (s *summaryOutput) finish() ([]manifest.File, *manifest.Totals, error) {
 		totals.Sums[cs.Column] = &v
 	}
 	return files, totals, nil
-}
-
-func dedupe(formats []string) []string {
-	var out []string
-	for _, f := range formats {
-		if !slices.Contains(out, f) {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-func xlsxManifest(files []xlsx.File, kind string) []manifest.File {
-	var out []manifest.File
-	for _, f := range files {
-		mf := manifest.File{Name: f.Name, Format: FormatXLSX, Kind: kind, Rows: f.Rows, Bytes: f.Bytes, SHA256: f.SHA256}
-		for _, s := range f.Sheets {
-			mf.Sheets = append(mf.Sheets, manifest.Sheet{Name: s.Name, Rows: s.Rows})
-		}
-		out = append(out, mf)
-	}
-	return out
-}
-
-func csvManifest(files []csvfile.File, kind string) []manifest.File {
-	var out []manifest.File
-	for _, f := range files {
-		out = append(out, manifest.File{Name: f.Name, Format: f.Format, Kind: kind, Rows: f.Rows, Bytes: f.Bytes, SHA256: f.SHA256})
-	}
-	return out
 }
